@@ -1,0 +1,3 @@
+"""labelsieve: turn an unlabeled pool into a trustworthy labeled data set."""
+
+__version__ = "0.1.0"

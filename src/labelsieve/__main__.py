@@ -1,0 +1,5 @@
+import sys
+
+from labelsieve.cli import main
+
+sys.exit(main())

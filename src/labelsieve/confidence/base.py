@@ -1,0 +1,42 @@
+"""The confidence-function interface and the baseline max-softmax score."""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from labelsieve.models.base import Scores
+
+
+@runtime_checkable
+class ConfidenceFunction(Protocol):
+    """Maps :class:`Scores` to (predicted class, confidence in that prediction).
+
+    ``fit(scores, y)`` learns on human-labeled calibration data; ``confidence`` is pure.
+    The predicted class is always the classifier's arg-max, never anything that needs the truth.
+    """
+
+    def fit(self, scores: Scores, y: np.ndarray) -> ConfidenceFunction: ...
+
+    def confidence(self, scores: Scores) -> tuple[np.ndarray, np.ndarray]:
+        """Return (predicted codes of shape (n,), confidences of shape (n,), higher = surer)."""
+        ...
+
+
+class MaxSoftmax:
+    """Confidence = max softmax probability (the TBAL paper's default; needs no fitting).
+
+    >>> import numpy as np
+    >>> pred, conf = MaxSoftmax().confidence(Scores(np.log(np.array([[0.2, 0.8], [0.6, 0.4]]))))
+    >>> pred.tolist(), np.round(conf, 3).tolist()
+    ([1, 0], [0.8, 0.6])
+    """
+
+    def fit(self, scores: Scores, y: np.ndarray) -> MaxSoftmax:
+        return self
+
+    def confidence(self, scores: Scores) -> tuple[np.ndarray, np.ndarray]:
+        p = scores.probs
+        pred = np.argmax(p, axis=1)
+        return pred, p[np.arange(len(p)), pred]

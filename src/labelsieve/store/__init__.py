@@ -1,0 +1,1 @@
+"""labelsieve.store"""
