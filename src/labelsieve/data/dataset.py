@@ -134,3 +134,13 @@ def encode_labels(labels: Sequence[Any], lookup: dict[str, int], *, where: str =
             f"{where}: unknown class {arr[row]!r} at row {row}; known classes: {sorted(lookup)}."
         )
     return codes[inv]
+
+
+def row_ids(n: int, prefix: str = "row-", width: int = 0) -> np.ndarray:
+    """Ids ``prefix + zero-padded row number`` (vectorized).
+
+    >>> row_ids(3).tolist(), row_ids(2, "wf-", 5).tolist()
+    (['row-0', 'row-1', 'row-2'], ['wf-00000', 'wf-00001'])
+    """
+    digits = np.char.zfill(np.arange(n).astype(str), width)
+    return np.char.add(prefix, digits).astype(object)

@@ -1,0 +1,364 @@
+"""Thresholds with an error guarantee: bounds and the fixed-sequence scan.
+
+Given validation confidences and whether the model's prediction was wrong, choose the lowest
+threshold ``t`` such that the error rate of the points with confidence ``>= t`` is certified
+``<= epsilon``. Candidates are scanned from the highest confidence down and the scan stops at the
+first candidate that fails (fixed-sequence testing, Learn-then-Test: Angelopoulos et al. 2021,
+Prop. 3 / Bauer 1991). Taking the lowest of *all* passing candidates instead is the
+multiple-testing trap: it does not hold at level delta.
+
+Bounds (upper confidence bounds on a binomial proportion, ``k`` errors out of ``n``):
+
+* ``clopper-pearson`` (default, exact): the ``1 - delta`` quantile of Beta(k + 1, n - k).
+* ``hoeffding``: k/n + sqrt(log(1/delta) / (2n)).
+* ``sigma`` (heuristic, TBAL authors' code): k/n + C1 * sqrt(ê (1 - ê)), C1 = 0.25, no 1/sqrt(n).
+* ``tbal-hoeffding`` (heuristic, TBAL authors' code): k/n + C1 * sqrt(1/n).
+
+The two heuristics exist to compare with Vishwakarma et al. (NeurIPS 2023); they are not
+guarantees and every certificate says so (``guaranteed=False``).
+
+Everything is vectorised: one sort, cumulative sums, one vectorised bound evaluation.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.special import bdtr, betaincinv, xlogy
+
+from labelsieve._validation import check_interval, check_open_unit, check_option, check_positive_int
+from labelsieve.errors import InputError
+
+GUARANTEED_BOUNDS = ("clopper-pearson", "hoeffding")
+HEURISTIC_BOUNDS = ("sigma", "tbal-hoeffding")
+BOUNDS = GUARANTEED_BOUNDS + HEURISTIC_BOUNDS
+SCOPES = ("global", "per-class")
+
+#: Minimum number of validation points above a candidate used by the TBAL authors' code.
+TBAL_MIN_N = 25
+#: C1 used in all experiments of the TBAL authors' code.
+TBAL_C1 = 0.25
+
+
+def upper_bound(
+    k: np.ndarray | int, n: np.ndarray | int, delta: float, method: str = "clopper-pearson", *, c1: float = TBAL_C1
+) -> np.ndarray:
+    """Upper bound on an error rate from ``k`` errors in ``n`` points, vectorised.
+
+    >>> float(np.round(upper_bound(0, 59, 0.05), 4))  # (1 - 0.05)^(1/59) rule of three
+    0.0495
+    >>> float(np.round(upper_bound(2, 100, 0.05, "hoeffding"), 4))
+    0.1424
+    """
+    k = np.asarray(k, dtype=np.float64)
+    n = np.asarray(n, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        e_hat = np.where(n > 0, k / np.maximum(n, 1), 1.0)
+        if method == "clopper-pearson":
+            # 1-delta quantile of Beta(k+1, n-k); equals 1 when k == n.
+            u = np.where(k < n, betaincinv(k + 1, np.maximum(n - k, 1e-300), 1.0 - delta), 1.0)
+        elif method == "hoeffding":
+            u = e_hat + np.sqrt(np.log(1.0 / delta) / (2.0 * np.maximum(n, 1)))
+        elif method == "sigma":
+            u = e_hat + c1 * np.sqrt(e_hat * (1.0 - e_hat))
+        elif method == "tbal-hoeffding":
+            u = e_hat + c1 * np.sqrt(1.0 / np.maximum(n, 1))
+        else:
+            raise check_option("bound", method, owner="upper_bound", options=BOUNDS)  # type: ignore[misc]
+    return np.where(n > 0, np.minimum(u, 1.0), 1.0)
+
+
+def passes(
+    k: np.ndarray, n: np.ndarray, epsilon: float, delta: float, method: str, *, c1: float = TBAL_C1
+) -> np.ndarray:
+    """``upper_bound(k, n) <= epsilon``, computed without inverting the bound where possible.
+
+    For Clopper-Pearson, U <= eps  <=>  P(Bin(n, eps) <= k) <= delta (the binomial CDF is
+    decreasing in p and equals delta at p = U), which is one ``bdtr`` call instead of ``betaincinv``.
+    """
+    if method == "clopper-pearson":
+        k = np.asarray(k, dtype=np.int64)
+        n = np.asarray(n, dtype=np.int64)
+        e_hat = k / np.maximum(n, 1)
+        # Exact decision, cheap where it can be: U > k/n, so k/n >= eps fails for sure; the Chernoff
+        # bound P(Bin(n, eps) <= k) <= exp(-n KL(k/n || eps)) passes for sure when that is <= delta.
+        # Only the narrow band in between needs the binomial CDF.
+        kl = xlogy(e_hat, e_hat / epsilon) + xlogy(1 - e_hat, (1 - e_hat) / (1 - epsilon))
+        sure_pass = (e_hat < epsilon) & (n * kl >= math.log(1.0 / delta) * (1 + 1e-9))
+        out = sure_pass & (n > 0)
+        band = np.flatnonzero((e_hat < epsilon) & ~sure_pass & (n > 0))
+        if len(band):
+            out[band] = bdtr(k[band], n[band], epsilon) <= delta
+        return out
+    return upper_bound(k, n, delta, method, c1=c1) <= epsilon
+
+
+def min_points_for_zero_errors(epsilon: float, delta: float, method: str = "clopper-pearson") -> int:
+    """Smallest n for which 0 errors in n points certifies ``epsilon`` (used in messages).
+
+    >>> min_points_for_zero_errors(0.05, 0.05)
+    59
+    """
+    if method == "clopper-pearson":
+        return int(math.ceil(math.log(delta) / math.log(1.0 - epsilon)))
+    if method == "hoeffding":
+        return int(math.ceil(math.log(1.0 / delta) / (2.0 * epsilon**2)))
+    if method == "tbal-hoeffding":
+        return int(math.ceil((TBAL_C1 / epsilon) ** 2))
+    return 1
+
+
+def min_points_for_errors(errors: int, epsilon: float, delta: float, method: str = "clopper-pearson") -> int:
+    """Smallest n at which ``errors`` errors in n points still certify ``epsilon`` (bisection on n).
+
+    It depends on (epsilon, delta, bound) only, never on the labels, so starting a fixed-sequence
+    scan there keeps its validity. ``errors=0`` gives :func:`min_points_for_zero_errors`.
+
+    >>> min_points_for_errors(1, 0.05, 0.05)
+    93
+    """
+    if errors < 0:
+        raise ValueError("errors must be >= 0")
+    lo, hi = max(errors + 1, 1), max(errors + 1, 2)
+    while not passes(np.array([errors]), np.array([hi]), epsilon, delta, method)[0]:
+        lo, hi = hi, hi * 2
+        if hi > 10**9:
+            return hi
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if passes(np.array([errors]), np.array([mid]), epsilon, delta, method)[0]:
+            hi = mid
+        else:
+            lo = mid + 1
+    return int(lo)
+
+
+SCANS = ("fixed-sequence", "any")
+
+
+@dataclass(frozen=True)
+class ScanResult:
+    """Outcome of one fixed-sequence scan (one class, or the global scope)."""
+
+    threshold: float  #: lowest certified threshold; +inf when none passes
+    n: int  #: validation points with confidence >= threshold
+    errors: int  #: errors among them
+    upper: float  #: the bound's value at the threshold (nan when none)
+    n_tested: int  #: candidates tested before the scan stopped
+    reason: str | None = None  #: why no threshold, when none
+
+
+def scan_threshold(
+    confidence: np.ndarray,
+    wrong: np.ndarray,
+    *,
+    epsilon: float,
+    delta: float,
+    bound: str = "clopper-pearson",
+    min_n: int = 1,
+    c1: float = TBAL_C1,
+    scan: str = "fixed-sequence",
+) -> ScanResult:
+    """Fixed-sequence scan of candidate thresholds, highest first (pure function).
+
+    Candidates are the distinct validation confidences; a candidate ``t`` covers every point with
+    confidence ``>= t`` (ties enter together). Candidates covering fewer than ``min_n`` points are
+    skipped (not tested). The scan stops at the first tested candidate whose bound exceeds
+    ``epsilon``; the threshold is the last one that passed.
+
+    ``scan="any"`` instead takes the lowest of all passing candidates (what the TBAL authors' code
+    does). It is kept for comparison only: it does not hold at level delta.
+
+    Parameters
+    ----------
+    confidence : float array, shape (n,)
+    wrong : bool array, shape (n,) — True where the prediction was wrong.
+    """
+    conf = np.asarray(confidence, dtype=np.float64)
+    err = np.asarray(wrong, dtype=bool)
+    if conf.shape != err.shape or conf.ndim != 1:
+        raise InputError(f"confidence and wrong must be 1-D of equal length; got {conf.shape} and {err.shape}.")
+    if len(conf) == 0:
+        return ScanResult(math.inf, 0, 0, math.nan, 0, "no validation points")
+    if not np.isfinite(conf).all():
+        raise InputError(f"confidence has a non-finite value at position {int(np.flatnonzero(~np.isfinite(conf))[0])}.")
+    order = np.argsort(-conf, kind="stable")
+    c = conf[order]
+    k = np.cumsum(err[order], dtype=np.int64)
+    n = np.arange(1, len(c) + 1, dtype=np.int64)
+    is_cut = np.empty(len(c), dtype=bool)  # last position of each run of equal confidences
+    is_cut[:-1] = c[:-1] != c[1:]
+    is_cut[-1] = True
+    cand = np.flatnonzero(is_cut & (n >= min_n))
+    if len(cand) == 0:
+        return ScanResult(
+            math.inf, 0, 0, math.nan, 0, f"only {len(c)} validation points; at least min_n={min_n} are needed"
+        )
+    ok = passes(k[cand], n[cand], epsilon, delta, bound, c1=c1)
+    if scan == "any":
+        ok = np.zeros_like(ok) if not ok.any() else np.arange(len(ok)) <= np.flatnonzero(ok)[-1]
+    first_fail = int(np.argmin(ok)) if not ok.all() else len(ok)
+    if first_fail == 0:
+        i = cand[0]
+        allowed = np.flatnonzero(passes(np.arange(n[i] + 1), np.full(n[i] + 1, n[i]), epsilon, delta, bound, c1=c1))
+        kmax = int(allowed[-1]) if len(allowed) else -1
+        why = (
+            f"even 0 errors are not enough: the {bound} bound needs "
+            f"{max(min_n, min_points_for_zero_errors(epsilon, delta, bound))} error-free validation points"
+            if kmax < 0
+            else f"the {bound} bound allows at most {kmax}"
+        )
+        return ScanResult(
+            math.inf,
+            0,
+            0,
+            math.nan,
+            1,
+            f"the {int(n[i])} most confident validation points hold {int(k[i])} errors; {why} "
+            f"(epsilon={epsilon:g}, delta per test={delta:.3g})",
+        )
+    i = cand[first_fail - 1]
+    u = float(upper_bound(k[i], n[i], delta, bound, c1=c1))
+    return ScanResult(float(c[i]), int(n[i]), int(k[i]), u, min(first_fail + 1, len(cand)))
+
+
+@dataclass(frozen=True)
+class Certificate:
+    """Thresholds and what they guarantee.
+
+    ``thresholds[c]`` applies to points *predicted* as class ``c`` (all equal in the global scope);
+    ``+inf`` means class ``c`` gets no auto-labels (``reasons[c]`` says why).
+    With a guaranteed bound: with probability >= 1 - delta, the population error rate of the
+    points auto-labeled by these thresholds is <= epsilon (per class with per-class scope, hence
+    also overall).
+    """
+
+    thresholds: np.ndarray
+    epsilon: float
+    delta: float
+    bound: str
+    scope: str
+    min_n: int
+    delta_per_test: float
+    n_validation: int
+    scan: str
+    scans: tuple[ScanResult, ...]
+    reasons: dict[int, str] = field(default_factory=dict)
+
+    @property
+    def guaranteed(self) -> bool:
+        return self.bound in GUARANTEED_BOUNDS and self.scan == "fixed-sequence"
+
+    def accept(self, predicted: np.ndarray, confidence: np.ndarray) -> np.ndarray:
+        """Boolean mask of the points these thresholds auto-label."""
+        return np.asarray(confidence) >= self.thresholds[np.asarray(predicted)]
+
+    def describe(self) -> str:
+        kind = "guarantee" if self.guaranteed else "HEURISTIC, not a guarantee"
+        return (
+            f"{self.bound} bound ({kind}), fixed-sequence scan, {self.scope} thresholds, "
+            f"epsilon={self.epsilon:g}, delta={self.delta:g} (per test {self.delta_per_test:.3g}), "
+            f"n_validation={self.n_validation}"
+        )
+
+
+def certify_thresholds(
+    predicted: np.ndarray,
+    confidence: np.ndarray,
+    y_true: np.ndarray,
+    *,
+    n_classes: int,
+    epsilon: float = 0.05,
+    delta: float = 0.05,
+    bound: str = "clopper-pearson",
+    scope: str = "global",
+    min_n: int | str = "auto",
+    c1: float = TBAL_C1,
+    scan: str = "fixed-sequence",
+) -> Certificate:
+    """Choose auto-labeling thresholds on validation data (pure function).
+
+    Parameters
+    ----------
+    predicted, confidence, y_true : arrays of shape (n,)
+        Model prediction, its confidence, and the human label of each validation point.
+    n_classes : int
+    epsilon, delta : float in (0, 1)
+        Target error and failure probability. Per-class scope spends ``delta / n_classes`` per
+        class (Bonferroni), so the union of the classes' auto-labels also has error <= epsilon.
+    bound : one of ``BOUNDS``
+    min_n : int or "auto"
+        Candidates covering fewer validation points are skipped (a choice that depends on counts
+        only, never on labels, so validity is kept). ``"auto"``: for guaranteed bounds, the
+        smallest n at which one error can still be certified (so one early error cannot end the
+        scan); 25 (the TBAL authors' value) for the heuristics.
+    scan : "fixed-sequence" (valid) or "any" (lowest passing candidate; the multiple-testing
+        trap, for comparison only — the certificate then reports ``guaranteed=False``).
+
+    Returns
+    -------
+    Certificate
+    """
+    epsilon = check_open_unit("epsilon", epsilon, owner="certify_thresholds")
+    delta = check_open_unit("delta", delta, owner="certify_thresholds")
+    check_option("bound", bound, owner="certify_thresholds", options=BOUNDS)
+    check_option("scope", scope, owner="certify_thresholds", options=SCOPES)
+    check_positive_int("n_classes", n_classes, owner="certify_thresholds", minimum=2)
+    check_interval("c1", c1, owner="certify_thresholds", low=0.0, high=math.inf, closed="neither")
+    check_option("scan", scan, owner="certify_thresholds", options=SCANS)
+    d = delta if scope == "global" else delta / n_classes
+    if isinstance(min_n, str):
+        check_option("min_n", min_n, owner="certify_thresholds", options=("auto",))
+        min_n = min_points_for_errors(1, epsilon, d, bound) if bound in GUARANTEED_BOUNDS else TBAL_MIN_N
+    check_positive_int("min_n", min_n, owner="certify_thresholds")
+    pred = np.asarray(predicted)
+    conf = np.asarray(confidence, dtype=np.float64)
+    y = np.asarray(y_true)
+    if not (pred.shape == conf.shape == y.shape) or pred.ndim != 1:
+        raise InputError(
+            f"predicted, confidence and y_true must be 1-D of equal length; got {pred.shape}, {conf.shape}, {y.shape}."
+        )
+    for name, arr in (("predicted", pred), ("y_true", y)):
+        if len(arr) and (arr.min() < 0 or arr.max() >= n_classes):
+            r = int(np.flatnonzero((arr < 0) | (arr >= n_classes))[0])
+            raise InputError(f"{name}[{r}] = {arr[r]} is not a class code in [0, {n_classes}).")
+    wrong = pred != y
+    thresholds = np.full(n_classes, np.inf)
+    reasons: dict[int, str] = {}
+    kw = dict(epsilon=epsilon, delta=d, bound=bound, min_n=min_n, c1=c1, scan=scan)
+    if scope == "global":
+        res = scan_threshold(conf, wrong, **kw)
+        thresholds[:] = res.threshold
+        scans: tuple[ScanResult, ...] = (res,)
+        if res.reason:
+            reasons = {c: res.reason for c in range(n_classes)}
+    else:
+        # One sort by (class, -confidence) then a scan per class slice: the scans are independent.
+        order = np.lexsort((-conf, pred))
+        bounds_ = np.searchsorted(pred[order], np.arange(n_classes + 1))
+        out = []
+        for c in range(n_classes):  # loop over classes, not samples
+            sl = order[bounds_[c] : bounds_[c + 1]]
+            res = scan_threshold(conf[sl], wrong[sl], **kw)
+            if res.reason and len(sl) == 0:
+                res = ScanResult(math.inf, 0, 0, math.nan, 0, f"no validation point is predicted as class {c}")
+            thresholds[c] = res.threshold
+            if res.reason:
+                reasons[c] = res.reason
+            out.append(res)
+        scans = tuple(out)
+    return Certificate(
+        thresholds=thresholds,
+        epsilon=epsilon,
+        delta=delta,
+        bound=bound,
+        scope=scope,
+        min_n=min_n,
+        delta_per_test=d,
+        n_validation=len(conf),
+        scan=scan,
+        scans=scans,
+        reasons=reasons,
+    )
