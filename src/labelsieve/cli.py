@@ -30,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench = bench_parser.add_subparsers(dest="bench_command", metavar="EXPERIMENT")
     bench_parser.set_defaults(func=lambda a: bench_parser.print_help() or 2)
 
-    import labelsieve.commands as commands
+    from labelsieve import commands
 
     for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
         module = importlib.import_module(f"labelsieve.commands.{info.name}")

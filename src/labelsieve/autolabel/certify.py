@@ -43,7 +43,12 @@ TBAL_C1 = 0.25
 
 
 def upper_bound(
-    k: np.ndarray | int, n: np.ndarray | int, delta: float, method: str = "clopper-pearson", *, c1: float = TBAL_C1
+    k: np.ndarray | int,
+    n: np.ndarray | int,
+    delta: float,
+    method: str = "clopper-pearson",
+    *,
+    c1: float = TBAL_C1,
 ) -> np.ndarray:
     """Upper bound on an error rate from ``k`` errors in ``n`` points, vectorised.
 
@@ -102,11 +107,11 @@ def min_points_for_zero_errors(epsilon: float, delta: float, method: str = "clop
     59
     """
     if method == "clopper-pearson":
-        return int(math.ceil(math.log(delta) / math.log(1.0 - epsilon)))
+        return math.ceil(math.log(delta) / math.log(1.0 - epsilon))
     if method == "hoeffding":
-        return int(math.ceil(math.log(1.0 / delta) / (2.0 * epsilon**2)))
+        return math.ceil(math.log(1.0 / delta) / (2.0 * epsilon**2))
     if method == "tbal-hoeffding":
-        return int(math.ceil((TBAL_C1 / epsilon) ** 2))
+        return math.ceil((TBAL_C1 / epsilon) ** 2)
     return 1
 
 
@@ -138,6 +143,17 @@ def min_points_for_errors(errors: int, epsilon: float, delta: float, method: str
 SCANS = ("fixed-sequence", "any")
 
 
+def resolve_min_n(
+    min_n: int | str, epsilon: float, delta: float, bound: str, *, owner: str = "scan_threshold"
+) -> int:
+    """``"auto"``: for guaranteed bounds the smallest n that still certifies with one error (so a
+    single early error cannot end the scan); 25 for the heuristics (the TBAL authors' value)."""
+    if isinstance(min_n, str):
+        check_option("min_n", min_n, owner=owner, options=("auto",))
+        return min_points_for_errors(1, epsilon, delta, bound) if bound in GUARANTEED_BOUNDS else TBAL_MIN_N
+    return check_positive_int("min_n", min_n, owner=owner)
+
+
 @dataclass(frozen=True)
 class ScanResult:
     """Outcome of one fixed-sequence scan (one class, or the global scope)."""
@@ -157,7 +173,7 @@ def scan_threshold(
     epsilon: float,
     delta: float,
     bound: str = "clopper-pearson",
-    min_n: int = 1,
+    min_n: int | str = "auto",
     c1: float = TBAL_C1,
     scan: str = "fixed-sequence",
 ) -> ScanResult:
@@ -176,14 +192,19 @@ def scan_threshold(
     confidence : float array, shape (n,)
     wrong : bool array, shape (n,) — True where the prediction was wrong.
     """
+    min_n = resolve_min_n(min_n, epsilon, delta, bound)
     conf = np.asarray(confidence, dtype=np.float64)
     err = np.asarray(wrong, dtype=bool)
     if conf.shape != err.shape or conf.ndim != 1:
-        raise InputError(f"confidence and wrong must be 1-D of equal length; got {conf.shape} and {err.shape}.")
+        raise InputError(
+            f"confidence and wrong must be 1-D of equal length; got {conf.shape} and {err.shape}."
+        )
     if len(conf) == 0:
         return ScanResult(math.inf, 0, 0, math.nan, 0, "no validation points")
     if not np.isfinite(conf).all():
-        raise InputError(f"confidence has a non-finite value at position {int(np.flatnonzero(~np.isfinite(conf))[0])}.")
+        raise InputError(
+            f"confidence has a non-finite value at position {int(np.flatnonzero(~np.isfinite(conf))[0])}."
+        )
     order = np.argsort(-conf, kind="stable")
     c = conf[order]
     k = np.cumsum(err[order], dtype=np.int64)
@@ -202,7 +223,9 @@ def scan_threshold(
     first_fail = int(np.argmin(ok)) if not ok.all() else len(ok)
     if first_fail == 0:
         i = cand[0]
-        allowed = np.flatnonzero(passes(np.arange(n[i] + 1), np.full(n[i] + 1, n[i]), epsilon, delta, bound, c1=c1))
+        allowed = np.flatnonzero(
+            passes(np.arange(n[i] + 1), np.full(n[i] + 1, n[i]), epsilon, delta, bound, c1=c1)
+        )
         kmax = int(allowed[-1]) if len(allowed) else -1
         why = (
             f"even 0 errors are not enough: the {bound} bound needs "
@@ -309,10 +332,7 @@ def certify_thresholds(
     check_interval("c1", c1, owner="certify_thresholds", low=0.0, high=math.inf, closed="neither")
     check_option("scan", scan, owner="certify_thresholds", options=SCANS)
     d = delta if scope == "global" else delta / n_classes
-    if isinstance(min_n, str):
-        check_option("min_n", min_n, owner="certify_thresholds", options=("auto",))
-        min_n = min_points_for_errors(1, epsilon, d, bound) if bound in GUARANTEED_BOUNDS else TBAL_MIN_N
-    check_positive_int("min_n", min_n, owner="certify_thresholds")
+    min_n = resolve_min_n(min_n, epsilon, d, bound, owner="certify_thresholds")
     pred = np.asarray(predicted)
     conf = np.asarray(confidence, dtype=np.float64)
     y = np.asarray(y_true)
@@ -327,7 +347,7 @@ def certify_thresholds(
     wrong = pred != y
     thresholds = np.full(n_classes, np.inf)
     reasons: dict[int, str] = {}
-    kw = dict(epsilon=epsilon, delta=d, bound=bound, min_n=min_n, c1=c1, scan=scan)
+    kw = {"epsilon": epsilon, "delta": d, "bound": bound, "min_n": min_n, "c1": c1, "scan": scan}
     if scope == "global":
         res = scan_threshold(conf, wrong, **kw)
         thresholds[:] = res.threshold
@@ -343,7 +363,9 @@ def certify_thresholds(
             sl = order[bounds_[c] : bounds_[c + 1]]
             res = scan_threshold(conf[sl], wrong[sl], **kw)
             if res.reason and len(sl) == 0:
-                res = ScanResult(math.inf, 0, 0, math.nan, 0, f"no validation point is predicted as class {c}")
+                res = ScanResult(
+                    math.inf, 0, 0, math.nan, 0, f"no validation point is predicted as class {c}"
+                )
             thresholds[c] = res.threshold
             if res.reason:
                 reasons[c] = res.reason

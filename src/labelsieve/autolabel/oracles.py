@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from labelsieve._validation import check_interval
-from labelsieve.data.dataset import UNLABELED, Dataset, encode_labels
+from labelsieve.data.dataset import UNLABELED, Dataset
 from labelsieve.errors import InputError, LabelsieveError
 
 
@@ -76,7 +76,9 @@ class SimulatedOracle:
     def ask(self, ids: np.ndarray) -> np.ndarray:
         check_interval("noise", self.noise, owner="SimulatedOracle", low=0.0, high=1.0, closed="left")
         if self.dataset.y is None:
-            raise InputError(f"dataset '{self.dataset.name}' has no ground truth; a simulated oracle cannot answer.")
+            raise InputError(
+                f"dataset '{self.dataset.name}' has no ground truth; a simulated oracle cannot answer."
+            )
         try:
             pos = np.array([self._pos[i] for i in ids], dtype=np.int64)
         except KeyError as exc:
@@ -114,11 +116,19 @@ def read_answers(path: Path, ids: Sequence[str], classes: Sequence[str]) -> np.n
     if extra.any():
         r = int(np.flatnonzero(extra)[0])
         raise InputError(f"{path}: row {r + 2}: id {df['id'].iloc[r]!r} was not asked for")
+    labels = df["label"].str.strip()
+    lookup = {c: i for i, c in enumerate(classes)}
+    unknown = ~labels.isin(lookup)
+    if unknown.any():
+        r = int(np.flatnonzero(unknown)[0])
+        raise InputError(
+            f"{path}: row {r + 2} (id {df['id'].iloc[r]!r}): unknown class {labels.iloc[r]!r}; "
+            f"known classes: {list(classes)}"
+        )
     absent = wanted - set(df["id"])
     if absent:
         raise InputError(f"{path}: {len(absent)} asked ids have no answer, e.g. {sorted(absent)[:3]}")
-    lookup = {c: i for i, c in enumerate(classes)}
-    codes = encode_labels(df["label"].str.strip().to_numpy(), lookup, where=str(path))
+    codes = labels.map(lookup).to_numpy(dtype=np.int64)
     by_id = dict(zip(df["id"], codes, strict=True))
     return np.array([by_id[i] for i in ids], dtype=np.int64)
 

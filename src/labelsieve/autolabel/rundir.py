@@ -18,6 +18,7 @@ given its seed, and recorded answers are served without asking again.
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import tempfile
 from dataclasses import asdict, dataclass, fields
@@ -50,7 +51,7 @@ class RunConfig:
     strategy: str = "margin-random"
     bound: str = "clopper-pearson"
     rounds: int = 5
-    val_fraction: float = 0.5
+    val_fraction: float = 0.4
     delta_schedule: str = "geometric"
     label_column: str = "label"
     id_column: str = "id"
@@ -84,7 +85,9 @@ def build_tbal(cfg: RunConfig, n_classes: int, *, progress: bool) -> TBAL:
     )
 
 
-def run_in_directory(cfg: RunConfig | None, out: str | Path, *, resume: bool = False, progress: bool = False) -> TBALResult:
+def run_in_directory(
+    cfg: RunConfig | None, out: str | Path, *, resume: bool = False, progress: bool = False
+) -> TBALResult:
     """Run (or resume) TBAL with outputs in ``out``.
 
     Raises :class:`~labelsieve.autolabel.oracles.AwaitingAnswers` when a file oracle waits for humans.
@@ -105,7 +108,9 @@ def run_in_directory(cfg: RunConfig | None, out: str | Path, *, resume: bool = F
         if cfg is None:
             raise InputError("a run needs its parameters (or --resume)")
         if (out / "metrics.json").exists() or cfg_path.exists():
-            raise InputError(f"{out} already holds a run; use --resume to continue it or choose another --out.")
+            raise InputError(
+                f"{out} already holds a run; use --resume to continue it or choose another --out."
+            )
     dataset = load_dataset(cfg.dataset, label_column=cfg.label_column, id_column=cfg.id_column, seed=cfg.seed)
     tbal = build_tbal(cfg, dataset.n_classes, progress=progress)
     tbal._plan(len(dataset))  # validate every parameter before anything is written
@@ -154,7 +159,7 @@ def _jsonable(obj: Any) -> Any:
         return [_jsonable(v) for v in obj]
     if isinstance(obj, np.generic):
         return obj.item()
-    if isinstance(obj, float) and obj != obj:
+    if isinstance(obj, float) and math.isnan(obj):
         return None
     return obj
 
@@ -164,8 +169,10 @@ def summary_table(result: TBALResult) -> str:
     m = result.metrics
     h = result.history
     lines = [
-        f"labelsieve run on '{m['dataset']}': {m['n_items']} items, {m['human_labels']} human labels, "
-        f"{m['rounds_run']} rounds",
+        (
+            f"labelsieve run on '{m['dataset']}': {m['n_items']} items, {m['human_labels']} human labels, "
+            f"{m['rounds_run']} rounds"
+        ),
         "",
         f"{'round':>5} {'auto (new)':>11} {'auto (total)':>12} {'coverage':>9} {'true error':>10} {'bound':>7} {'humans':>7}",
     ]

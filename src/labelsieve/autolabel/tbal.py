@@ -20,14 +20,13 @@ import copy
 import logging
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from labelsieve._validation import (
-    check_interval,
     check_open_unit,
     check_option,
     check_positive_int,
@@ -44,7 +43,7 @@ from labelsieve.models.base import Classifier
 
 log = logging.getLogger(__name__)
 
-DELTA_SCHEDULES = ("uniform", "geometric")
+DELTA_SCHEDULES = ("uniform", "geometric", "last")
 HUMAN, AUTO = "human", "auto"
 
 
@@ -52,7 +51,8 @@ def delta_schedule(delta: float, rounds: int, kind: str = "uniform") -> np.ndarr
     """Per-round failure probabilities summing to ``delta`` (union bound over rounds).
 
     ``uniform``: delta / R each. ``geometric``: proportional to 2^r, so later rounds -- with more
-    labels and better models -- get more (the last about half).
+    labels and better models -- get more (the last about half). ``last``: everything on the last
+    round; earlier rounds only train and query (active learning), and auto-label nothing.
 
     >>> delta_schedule(0.05, 4).tolist()
     [0.0125, 0.0125, 0.0125, 0.0125]
@@ -61,6 +61,10 @@ def delta_schedule(delta: float, rounds: int, kind: str = "uniform") -> np.ndarr
     """
     if kind == "uniform":
         return np.full(rounds, delta / rounds)
+    if kind == "last":
+        out = np.zeros(rounds)
+        out[-1] = delta
+        return out
     w = 2.0 ** np.arange(rounds)
     return delta * w / w.sum()
 
@@ -77,6 +81,28 @@ class TBALResult:
     history: pd.DataFrame
     metrics: dict[str, Any]
     certificates: list[Certificate] = field(default_factory=list)
+    rules: list[tuple[Classifier, ConfidenceFunction, Certificate]] = field(default_factory=list, repr=False)
+
+    def apply(self, X: np.ndarray, *, block_size: int = 65_536) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Apply the run's auto-labeling rule to new items from the same distribution.
+
+        Round by round, as in the run: an item takes the label of the first round whose
+        threshold it clears. Returns (mask auto-labeled, label codes (-1 where not), round (0 where not)).
+        The run's guarantee covers this rule's population error.
+        """
+        n = len(X)
+        labels = np.full(n, UNLABELED, dtype=np.int64)
+        rounds = np.zeros(n, dtype=np.int64)
+        open_ = np.ones(n, dtype=bool)
+        for r, (model, cf, cert) in enumerate(self.rules, start=1):
+            idx = np.flatnonzero(open_)
+            if len(idx) == 0:
+                break
+            pred, conf = cf.confidence(score_in_blocks(model.scores, X[idx], block_size=block_size))
+            ok = cert.accept(pred, conf)
+            labels[idx[ok]], rounds[idx[ok]] = pred[ok], r
+            open_[idx[ok]] = False
+        return ~open_, labels, rounds
 
 
 class TBAL:
@@ -121,14 +147,14 @@ class TBAL:
         rounds: int = 5,
         seed_size: int | None = None,
         batch_size: int | None = None,
-        val_fraction: float = 0.5,
+        val_fraction: float = 0.4,
         calibration_fraction: float = 0.5,
         scope: str = "global",
         bound: str = "clopper-pearson",
         scan: str = "fixed-sequence",
         min_n: int | str = "auto",
         strategy: str | QueryStrategy = "margin-random",
-        delta_schedule: str = "uniform",
+        delta_schedule: str = "geometric",
         random_state: int | None = None,
         progress: bool = False,
         block_size: int = 65_536,
@@ -172,14 +198,18 @@ class TBAL:
             raise InputError("the pool is empty: nothing to label.")
         if self.budget > n_items:
             raise InputError(f"budget {self.budget} exceeds the pool size {n_items}.")
-        n_val = int(round(self.val_fraction * self.budget))
+        n_val = round(self.val_fraction * self.budget)
         n_train = self.budget - n_val
         if n_val < 1 or n_train < 1:
-            raise InputError(f"budget {self.budget} with val_fraction {self.val_fraction} leaves no training or no validation labels.")
+            raise InputError(
+                f"budget {self.budget} with val_fraction {self.val_fraction} leaves no training or no validation labels."
+            )
         seed = self.seed_size if self.seed_size is not None else max(1, n_train // self.rounds)
         check_positive_int("seed_size", seed, owner=owner)
         if seed > n_train:
-            raise InputError(f"seed_size {seed} exceeds the training budget {n_train} (= budget - validation).")
+            raise InputError(
+                f"seed_size {seed} exceeds the training budget {n_train} (= budget - validation)."
+            )
         if self.batch_size is not None:
             batch = check_positive_int("batch_size", self.batch_size, owner=owner)
         else:
@@ -187,7 +217,13 @@ class TBAL:
         return n_val, seed, batch
 
     # ------------------------------------------------------------------ the loop
-    def run(self, dataset: Dataset, oracle: Oracle | None = None, *, on_round: Callable[[dict], None] | None = None) -> TBALResult:
+    def run(
+        self,
+        dataset: Dataset,
+        oracle: Oracle | None = None,
+        *,
+        on_round: Callable[[dict], None] | None = None,
+    ) -> TBALResult:
         """Auto-label ``dataset``; ``oracle`` defaults to a noiseless simulated oracle on its truth."""
         n = len(dataset)
         n_val, seed_size, batch = self._plan(n)
@@ -222,11 +258,12 @@ class TBAL:
 
         rows: list[dict[str, Any]] = []
         certs: list[Certificate] = []
+        rules: list[tuple[Classifier, ConfidenceFunction, Certificate]] = []
         bound_mass = 0.0  # sum over auto-labeled pool points of their cell's upper bound
         bar = _progress(self.rounds, self.progress)
         for r in range(1, self.rounds + 1):
             model = copy.deepcopy(self.model).fit(dataset.X[train_idx], label[train_idx])
-            score = lambda X: model.scores(X)  # noqa: E731
+            score = model.scores
             act = val_idx[val_active]
             val_scores = score_in_blocks(score, dataset.X[act], block_size=self.block_size)
             cf = copy.deepcopy(conf_template)
@@ -236,19 +273,28 @@ class TBAL:
                 cf.fit(val_scores.take(np.flatnonzero(cal)), label[act[cal]])
                 th_sel = ~cal
             v_pred, v_conf = cf.confidence(val_scores)
+            d_r = float(deltas[r - 1])
             cert = certify_thresholds(
                 v_pred[th_sel],
                 v_conf[th_sel],
                 label[act[th_sel]],
                 n_classes=K,
                 epsilon=self.epsilon,
-                delta=float(deltas[r - 1]),
+                delta=d_r if d_r > 0 else self.delta,
                 bound=self.bound,
                 scope=self.scope,
                 min_n=self.min_n,
                 scan=self.scan,
             )
+            if d_r == 0:  # this round spends no delta: it certifies nothing
+                cert = replace(
+                    cert,
+                    thresholds=np.full(K, np.inf),
+                    delta=0.0,
+                    reasons={c: "no delta spent in this round" for c in range(K)},
+                )
             certs.append(cert)
+            rules.append((model, cf, cert))
             # Validation points this round's rule covers no longer describe the remaining pool.
             val_active[np.flatnonzero(val_active)[cert.accept(v_pred, v_conf)]] = False
 
@@ -282,7 +328,9 @@ class TBAL:
                 train_idx = np.sort(np.concatenate([train_idx, new_idx]))
                 spent += len(new_idx)
                 q = len(new_idx)
-            row = self._round_row(r, cert, len(newly), label, source, truth, n, spent, int(val_active.sum()), q, bound_mass)
+            row = self._round_row(
+                r, cert, len(newly), label, source, truth, n, spent, int(val_active.sum()), q, bound_mass
+            )
             rows.append(row)
             if on_round:
                 on_round(row)
@@ -305,9 +353,11 @@ class TBAL:
             }
         )
         metrics = self._metrics(history, certs, n, spent, dataset)
-        return TBALResult(labels=labels, history=history, metrics=metrics, certificates=certs)
+        return TBALResult(labels=labels, history=history, metrics=metrics, certificates=certs, rules=rules)
 
-    def _round_row(self, r, cert, n_new, label, source, truth, n, spent, n_val_active, n_queried, bound_mass) -> dict[str, Any]:
+    def _round_row(
+        self, r, cert, n_new, label, source, truth, n, spent, n_val_active, n_queried, bound_mass
+    ) -> dict[str, Any]:
         auto = source == AUTO
         n_auto = int(auto.sum())
         err = float("nan")
@@ -336,7 +386,9 @@ class TBAL:
             return float(self.epsilon)  # what the run certifies (see the module docstring)
         return bound_mass / n_auto  # heuristic: auto-label-weighted mean of the heuristic's values
 
-    def _metrics(self, history: pd.DataFrame, certs: list[Certificate], n: int, spent: int, dataset: Dataset) -> dict[str, Any]:
+    def _metrics(
+        self, history: pd.DataFrame, certs: list[Certificate], n: int, spent: int, dataset: Dataset
+    ) -> dict[str, Any]:
         last = history.iloc[-1]
         n_auto = int(last["n_auto_total"])
         guaranteed = bool(certs[-1].guaranteed)
@@ -366,7 +418,7 @@ class TBAL:
             "epsilon": float(self.epsilon),
             "delta": float(self.delta),
             "seed": self.random_state,
-            "rounds_run": int(len(history)),
+            "rounds_run": len(history),
             "rounds_planned": int(self.rounds),
             "no_threshold_reasons": {str(k): v for k, v in certs[-1].reasons.items()},
         }

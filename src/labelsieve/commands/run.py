@@ -9,9 +9,13 @@ from typing import Any
 
 def register(sub: Any, bench: Any) -> None:
     p = sub.add_parser("run", help="auto-label a pool with a guaranteed error bound (TBAL)")
-    p.add_argument("--dataset", help="embedded name (digits, breast-cancer, waveform) or a CSV/Parquet/.npy path")
+    p.add_argument(
+        "--dataset", help="embedded name (digits, breast-cancer, waveform) or a CSV/Parquet/.npy path"
+    )
     p.add_argument("--epsilon", type=float, default=0.05, help="target auto-labeling error (default 0.05)")
-    p.add_argument("--delta", type=float, default=0.05, help="failure probability of the guarantee (default 0.05)")
+    p.add_argument(
+        "--delta", type=float, default=0.05, help="failure probability of the guarantee (default 0.05)"
+    )
     p.add_argument("--budget", type=int, default=400, help="human labels in all, validation included")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, help="run directory")
@@ -20,7 +24,9 @@ def register(sub: Any, bench: Any) -> None:
     p.add_argument("--scope", choices=["global", "per-class"], default="global")
     p.add_argument("--model", choices=["logreg", "mlp"], default="logreg")
     p.add_argument(
-        "--strategy", choices=["random", "margin", "entropy", "least-confidence", "margin-random"], default="margin-random"
+        "--strategy",
+        choices=["random", "margin", "entropy", "least-confidence", "margin-random"],
+        default="margin-random",
     )
     p.add_argument(
         "--bound",
@@ -29,8 +35,8 @@ def register(sub: Any, bench: Any) -> None:
         help="sigma and tbal-hoeffding are the TBAL authors' heuristics, not guarantees",
     )
     p.add_argument("--rounds", type=int, default=5)
-    p.add_argument("--val-fraction", type=float, default=0.5)
-    p.add_argument("--delta-schedule", choices=["uniform", "geometric"], default="geometric")
+    p.add_argument("--val-fraction", type=float, default=0.4, help="share of the budget spent on validation")
+    p.add_argument("--delta-schedule", choices=["uniform", "geometric", "last"], default="geometric")
     p.add_argument("--label-column", default="label")
     p.add_argument("--id-column", default="id")
     p.add_argument("--resume", action="store_true", help="continue the run stored in --out")
@@ -71,5 +77,8 @@ def _run(args: argparse.Namespace) -> int:
         print(f"waiting for human labels: {wait}")
         return 0
     print(summary_table(result))
-    print(f"\nwrote {args.out}/labels.csv, labels.parquet, history.csv, rounds.png, metrics.json", file=sys.stdout)
+    print(
+        f"\nwrote {args.out}/labels.csv, labels.parquet, history.csv, rounds.png, metrics.json",
+        file=sys.stdout,
+    )
     return 0
