@@ -1,0 +1,241 @@
+"""Dawid-Skene EM (full confusion matrices) and its one-coin variant, for when no gold set exists.
+
+Dawid & Skene (1979), "Maximum likelihood estimation of observer error-rates using the EM
+algorithm", JRSS C 28(1). The one-coin model is the GTX model (GTX paper eq. 1-3) with the
+accuracies learned: its E-step with fixed accuracies *is* :func:`~labelsieve.crowd.gtx.gtx_posterior`.
+
+Both start from majority-vote posteriors, then alternate M-step and E-step, so the final
+``probas_`` is always the E-step under the final ``errors_``/``skills_`` and ``prior_``.
+The table is coded once; each step is a sparse matrix product (no pandas inside the loop).
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import sparse
+from scipy.special import logsumexp
+from sklearn.exceptions import ConvergenceWarning
+
+from labelsieve._validation import check_interval, check_positive_int
+from labelsieve.crowd._base import Aggregator, vote_scores
+from labelsieve.crowd._table import CrowdTable
+from labelsieve.crowd.gtx import gtx_terms
+from labelsieve.crowd.majority_vote import majority_vote_proba
+
+logger = logging.getLogger(__name__)
+
+#: Probabilities are clipped to [EPS, 1 - EPS] before taking logs (a worker who was never wrong).
+EPS = 1e-10
+
+
+def _log_clip(p: np.ndarray) -> np.ndarray:
+    return np.log(np.clip(p, EPS, None))
+
+
+def ds_m_step(
+    counts_matrix: sparse.csr_matrix,
+    post: np.ndarray,
+    n_workers: int,
+    smoothing: float = 0.0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Full Dawid-Skene M-step.
+
+    Parameters
+    ----------
+    counts_matrix : sparse (n_workers * K, n_tasks)
+        Entry (w * K + l, i) = 1 when worker w gave label l to task i.
+    post : (n_tasks, K) posterior of the true class.
+    smoothing : Dirichlet pseudo-count added to every confusion cell.
+
+    Returns
+    -------
+    errors : (n_workers, K_true, K_observed), rows sum to 1: P(worker says l | truth k).
+    prior : (K,)
+    """
+    k = post.shape[1]
+    # counts[w, l, k] = sum of post[i, k] over tasks i that w labeled l   (D&S eq. 2.3)
+    counts = np.asarray(counts_matrix @ post).reshape(n_workers, k, k).transpose(0, 2, 1) + smoothing
+    totals = counts.sum(axis=2, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        errors = np.where(totals > 0, counts / totals, 1.0 / k)
+    prior = post.mean(axis=0)  # (D&S eq. 2.4)
+    return errors, prior
+
+
+def ds_e_step(
+    task_by_wl: sparse.csr_matrix, errors: np.ndarray, prior: np.ndarray
+) -> tuple[np.ndarray, float]:
+    """Full Dawid-Skene E-step: posterior (n_tasks, K) and the log-likelihood of the labels (D&S eq. 2.5).
+
+    ``task_by_wl`` is the transpose of the M-step ``counts_matrix``.
+    """
+    n_workers, k, _ = errors.shape
+    log_err = _log_clip(errors).transpose(0, 2, 1).reshape(n_workers * k, k)  # row w*K+l -> log P(l|k)
+    scores = np.asarray(task_by_wl @ log_err) + _log_clip(prior)
+    norm = logsumexp(scores, axis=1, keepdims=True)
+    return np.exp(scores - norm), float(norm.sum())
+
+
+def one_coin_m_step(
+    task: np.ndarray, worker: np.ndarray, label: np.ndarray, post: np.ndarray, n_workers: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """One-coin M-step: accuracy = mean posterior of the label each worker gave; prior = mean posterior."""
+    hit = post[task, label]
+    n = np.bincount(worker, minlength=n_workers)
+    acc = np.bincount(worker, weights=hit, minlength=n_workers) / np.maximum(n, 1)
+    return np.clip(acc, EPS, 1.0 - EPS), post.mean(axis=0)
+
+
+def one_coin_e_step(
+    task: np.ndarray, worker: np.ndarray, label: np.ndarray, acc: np.ndarray, prior: np.ndarray, n_tasks: int
+) -> tuple[np.ndarray, float]:
+    """One-coin E-step = the GTX posterior (GTX eq. 3) with the current accuracies and prior."""
+    same, other = gtx_terms(acc[worker], prior.size)
+    scores = vote_scores(task, label, same, other, n_tasks, prior.size) + _log_clip(prior)
+    norm = logsumexp(scores, axis=1, keepdims=True)
+    return np.exp(scores - norm), float(norm.sum())
+
+
+class _EMAggregator(Aggregator):
+    def __init__(
+        self,
+        *,
+        max_iter: int = 100,
+        tol: float = 1e-5,
+        classes: Sequence[Any] | None = None,
+    ) -> None:
+        super().__init__(classes=classes)
+        self.max_iter = max_iter
+        self.tol = tol
+
+    def _check_params(self) -> None:
+        check_positive_int("max_iter", self.max_iter, owner=self._owner)
+        check_interval("tol", self.tol, owner=self._owner, low=0.0, high=np.inf, closed="left")
+
+    def _run(self, table: CrowdTable, m_step: Any, e_step: Any) -> np.ndarray:
+        post = majority_vote_proba(table.task, table.label, table.n_tasks, table.n_classes)
+        history: list[float] = []
+        converged = False
+        for it in range(1, self.max_iter + 1):
+            params = m_step(post)
+            post, loglik = e_step(params)
+            history.append(-loglik / table.n_labels)
+            if len(history) > 1 and abs(history[-2] - history[-1]) < self.tol:
+                converged = True
+                break
+        self.n_iter_ = it
+        self.loss_history_ = history
+        self.params_ = params
+        if not converged and self.max_iter > 1:
+            warnings.warn(
+                f"{self._owner} did not converge in max_iter={self.max_iter} iterations "
+                f"(last loss change {abs(history[-2] - history[-1]):.3g} >= tol={self.tol}).",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+        return post
+
+
+class DawidSkene(_EMAggregator):
+    """Dawid-Skene EM with one full confusion matrix per worker.
+
+    Parameters
+    ----------
+    max_iter : int >= 1
+        Maximum number of EM iterations (one M-step then one E-step each).
+    tol : float >= 0
+        Stop when the mean negative log-likelihood per label changes by less than ``tol``.
+    smoothing : float >= 0
+        Pseudo-count added to every confusion-matrix cell (0 = the MLE of the paper).
+    classes : sequence, optional
+
+    Attributes
+    ----------
+    errors_ : DataFrame with a (worker, true label) MultiIndex and one column per observed label
+    prior_ : Series, class prior
+    probas_, labels_, confidence_, n_labels_ : outputs indexed by task
+    n_iter_ : int; loss_history_ : list of float (mean negative log-likelihood per label)
+
+    Examples
+    --------
+    >>> df = pd.DataFrame({"task": [0, 0, 0, 1, 1, 1], "worker": list("abcabc"), "label": [1, 1, 0, 0, 0, 0]})
+    >>> DawidSkene(smoothing=0.1).fit_predict(df).tolist()
+    [1, 0]
+    """
+
+    _owner = "DawidSkene"
+
+    def __init__(
+        self,
+        *,
+        max_iter: int = 100,
+        tol: float = 1e-5,
+        smoothing: float = 0.0,
+        classes: Sequence[Any] | None = None,
+    ) -> None:
+        super().__init__(max_iter=max_iter, tol=tol, classes=classes)
+        self.smoothing = smoothing
+
+    def _check_params(self) -> None:
+        super()._check_params()
+        check_interval("smoothing", self.smoothing, owner=self._owner, low=0.0, high=np.inf, closed="left")
+
+    def _fit_table(self, table: CrowdTable) -> np.ndarray:
+        k, nw = table.n_classes, table.n_workers
+        wl_by_task = sparse.csr_matrix(
+            (np.ones(table.n_labels), (table.worker * k + table.label, table.task)),
+            shape=(nw * k, table.n_tasks),
+        )
+        task_by_wl = wl_by_task.T.tocsr()
+        post = self._run(
+            table,
+            lambda p: ds_m_step(wl_by_task, p, nw, self.smoothing),
+            lambda params: ds_e_step(task_by_wl, *params),
+        )
+        errors, prior = self.params_
+        index = pd.MultiIndex.from_product([table.workers, table.classes], names=["worker", "true_label"])
+        self.errors_ = pd.DataFrame(errors.reshape(nw * k, k), index=index, columns=table.classes)
+        self.prior_ = pd.Series(prior, index=table.classes, name="prior")
+        return post
+
+
+class OneCoinDawidSkene(_EMAggregator):
+    """One-coin Dawid-Skene: one accuracy per worker, errors spread uniformly over the other classes.
+
+    Its E-step is the GTX posterior; ``GTX(accuracies=m.skills_, prior=m.prior_)`` reproduces
+    ``m.probas_``.
+
+    Parameters
+    ----------
+    max_iter, tol, classes : as in :class:`DawidSkene`
+
+    Attributes
+    ----------
+    skills_ : Series, accuracy of each worker; prior_ : Series; and the outputs of :class:`DawidSkene`.
+
+    Examples
+    --------
+    >>> df = pd.DataFrame({"task": [0, 0, 0, 1, 1, 1], "worker": list("abcabc"), "label": [1, 1, 0, 0, 0, 0]})
+    >>> OneCoinDawidSkene().fit_predict(df).tolist()
+    [1, 0]
+    """
+
+    _owner = "OneCoinDawidSkene"
+
+    def _fit_table(self, table: CrowdTable) -> np.ndarray:
+        t, w, y = table.task, table.worker, table.label
+        post = self._run(
+            table,
+            lambda p: one_coin_m_step(t, w, y, p, table.n_workers),
+            lambda params: one_coin_e_step(t, w, y, params[0], params[1], table.n_tasks),
+        )
+        acc, prior = self.params_
+        self.skills_ = pd.Series(acc, index=table.workers, name="accuracy")
+        self.prior_ = pd.Series(prior, index=table.classes, name="prior")
+        return post
