@@ -130,7 +130,11 @@ class TBAL:
     bound : one of ``certify.BOUNDS`` (``clopper-pearson`` default; ``sigma``/``tbal-hoeffding`` are heuristics)
     scan : "fixed-sequence" (valid) | "any" (the multiple-testing trap, for comparison)
     strategy : name in ``active.uncertainty.STRATEGIES`` or a QueryStrategy instance
-    delta_schedule : "uniform" | "geometric"
+    delta_schedule : "uniform" | "geometric" | "last"
+    certifier : callable, optional
+        Replaces :func:`certify_thresholds` (same keyword arguments). When the oracle has a
+        ``label_confidence(ids)`` method (P(true label == given label), e.g. a crowd posterior), the
+        loop passes ``label_confidence=`` for the validation points, and the certifier must use it.
     random_state : int, optional
     progress : bool
         Show a progress bar over rounds.
@@ -158,6 +162,7 @@ class TBAL:
         random_state: int | None = None,
         progress: bool = False,
         block_size: int = 65_536,
+        certifier: Callable[..., Certificate] | None = None,
     ) -> None:
         self.model = model
         self.confidence = confidence
@@ -178,6 +183,7 @@ class TBAL:
         self.random_state = random_state
         self.progress = progress
         self.block_size = block_size
+        self.certifier = certifier
 
     # ------------------------------------------------------------------ parameters
     def _plan(self, n_items: int) -> tuple[int, int, int]:
@@ -274,7 +280,11 @@ class TBAL:
                 th_sel = ~cal
             v_pred, v_conf = cf.confidence(val_scores)
             d_r = float(deltas[r - 1])
-            cert = certify_thresholds(
+            extra: dict[str, Any] = {}
+            label_conf = getattr(oracle, "label_confidence", None)
+            if label_conf is not None:
+                extra["label_confidence"] = np.asarray(label_conf(dataset.ids[act[th_sel]]), dtype=np.float64)
+            cert = (self.certifier or certify_thresholds)(
                 v_pred[th_sel],
                 v_conf[th_sel],
                 label[act[th_sel]],
@@ -285,6 +295,7 @@ class TBAL:
                 scope=self.scope,
                 min_n=self.min_n,
                 scan=self.scan,
+                **extra,
             )
             if d_r == 0:  # this round spends no delta: it certifies nothing
                 cert = replace(

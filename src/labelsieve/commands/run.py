@@ -18,8 +18,16 @@ def register(sub: Any, bench: Any) -> None:
     )
     p.add_argument("--budget", type=int, default=400, help="human labels in all, validation included")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", required=True, help="run directory")
-    p.add_argument("--oracle", choices=["simulated", "file"], default="simulated")
+    p.add_argument("--out", help="run directory (required unless --project)")
+    p.add_argument(
+        "--project", help="run against a labeling project (labelsieve init); events go to its store, not to --out"
+    )
+    p.add_argument(
+        "--oracle",
+        choices=["simulated", "file", "app"],
+        default=None,
+        help="who answers: simulated (ground truth; default), file (CSV round trips), app (project: the web app)",
+    )
     p.add_argument("--noise", type=float, default=0.0, help="simulated oracle's label-noise rate")
     p.add_argument("--scope", choices=["global", "per-class"], default="global")
     p.add_argument("--model", choices=["logreg", "mlp"], default="logreg")
@@ -49,6 +57,19 @@ def _run(args: argparse.Namespace) -> int:
     from labelsieve.autolabel.rundir import RunConfig, run_in_directory, summary_table
     from labelsieve.errors import InputError
 
+    if args.project:
+        from labelsieve.commands.project import _project_run
+
+        if args.oracle == "file":
+            raise InputError("--oracle file is for run directories; a project's humans answer in the web app (--oracle app)")
+        args.dir, args.new = args.project, False
+        args.oracle = args.oracle or "app"
+        return _project_run(args)
+    if not args.out:
+        raise InputError("--out is required (or --project DIR)")
+    if args.oracle == "app":
+        raise InputError("--oracle app needs --project DIR")
+    args.oracle = args.oracle or "simulated"
     cfg = None
     if not args.resume or args.dataset:
         if not args.dataset:

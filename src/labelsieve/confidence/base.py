@@ -37,6 +37,13 @@ class MaxSoftmax:
         return self
 
     def confidence(self, scores: Scores) -> tuple[np.ndarray, np.ndarray]:
-        p = scores.probs
-        pred = np.argmax(p, axis=1)
-        return pred, p[np.arange(len(p)), pred]
+        return max_softmax(scores.logits)
+
+
+def max_softmax(logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Arg-max and max softmax probability, 1 / sum_j exp(z_j - z_max), without the full softmax."""
+    z = np.asarray(logits)
+    pred = np.argmax(z, axis=1)
+    zmax = np.take_along_axis(z, pred[:, None], axis=1)
+    conf = 1.0 / np.exp((z - zmax).astype(np.float64, copy=False)).sum(axis=1)
+    return pred, conf

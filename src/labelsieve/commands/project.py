@@ -1,0 +1,136 @@
+"""Project commands: ``labelsieve init``, ``import``, ``labeler``, ``project-run``, ``serve``, ``export``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+
+def register(sub: Any, bench: Any) -> None:
+    p = sub.add_parser("init", help="create a labeling project (a store with provenance) from a data set")
+    p.add_argument("dir", help="project directory (created)")
+    p.add_argument("--dataset", required=True, help="embedded name (digits, ...) or a CSV/Parquet/.npy path or image folder")
+    p.add_argument("--db", help="SQLAlchemy URL of another database (default: DIR/project.db, SQLite)")
+    p.add_argument("--name", help="project name (default: the data set's)")
+    p.add_argument("--label-column", default="label")
+    p.add_argument("--id-column", default="id")
+    p.add_argument("--text-column", help="column holding the text shown to labelers")
+    p.add_argument("--import-labels", action="store_true",
+                   help="store the data set's labels as imported label events (default: ground truth only)")
+    p.set_defaults(func=_init)
+
+    p = sub.add_parser("import", help="import existing labels (CSV/Parquet/JSONL with columns id,label) into a project")
+    p.add_argument("dir")
+    p.add_argument("file")
+    p.add_argument("--who", default="import", help="labeler id recorded on the events (default: import)")
+    p.set_defaults(func=_import)
+
+    p = sub.add_parser("labeler", help="register a labeler id (and optionally its known accuracy)")
+    p.add_argument("dir")
+    p.add_argument("id", nargs="+", help="one or more labeler ids")
+    p.add_argument("--name", default="")
+    p.add_argument("--accuracy", type=float, help="known accuracy in (0, 1), used by the GTX aggregate")
+    p.set_defaults(func=_labeler)
+
+    p = sub.add_parser("project-run", help="auto-label a project's pool (TBAL); resumes a killed or waiting run")
+    p.add_argument("dir")
+    p.add_argument("--oracle", choices=["simulated", "app"], default="app",
+                   help="app: human labels from the web app (queues items, stops, resume later); simulated: truth")
+    p.add_argument("--epsilon", type=float, default=0.05)
+    p.add_argument("--delta", type=float, default=0.05)
+    p.add_argument("--budget", type=int, default=400)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--noise", type=float, default=0.0)
+    p.add_argument("--scope", choices=["global", "per-class"], default="global")
+    p.add_argument("--model", choices=["logreg", "mlp"], default="logreg")
+    p.add_argument("--strategy", choices=["random", "margin", "entropy", "least-confidence", "margin-random"],
+                   default="margin-random")
+    p.add_argument("--bound", choices=["clopper-pearson", "hoeffding", "sigma", "tbal-hoeffding"], default="clopper-pearson")
+    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--val-fraction", type=float, default=0.4)
+    p.add_argument("--delta-schedule", choices=["uniform", "geometric", "last"], default="geometric")
+    p.add_argument("--new", action="store_true", help="run again even if a run with this configuration completed")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=_project_run)
+
+    p = sub.add_parser("serve", help="web app: labeling, review queue, dashboard, embeddings map (loopback by default)")
+    p.add_argument("dir")
+    p.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1; anything else exposes the app to the network")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--strategy", choices=["threshold", "uncertainty"], default="threshold")
+    p.add_argument("--tau", type=float, default=0.95, help="stop serving an item once its GTX confidence reaches tau")
+    p.add_argument("--kappa", type=int, default=3, help="at most this many labels per item")
+    p.set_defaults(func=_serve)
+
+    p = sub.add_parser("export", help="export the current labels with provenance")
+    p.add_argument("dir")
+    p.add_argument("--format", choices=["csv", "parquet", "jsonl", "manifest"], default="csv")
+    p.add_argument("--out", required=True)
+    p.add_argument("--all", action="store_true", help="include items without a label")
+    p.set_defaults(func=_export)
+
+
+def _init(args: argparse.Namespace) -> int:
+    from labelsieve.data import load_dataset
+    from labelsieve.store.project import init_project
+
+    ds = load_dataset(args.dataset, label_column=args.label_column, id_column=args.id_column,
+                      text_column=args.text_column)
+    p = init_project(args.dir, ds, db=args.db, name=args.name, import_truth=args.import_labels)
+    print(f"created project '{p.name}' in {args.dir}: {p.store.n_items()} items, classes {list(p.classes)}")
+    return 0
+
+
+def _import(args: argparse.Namespace) -> int:
+    from labelsieve.store.project import Project, import_labels
+
+    n = import_labels(Project(args.dir), args.file, who=args.who)
+    print(f"imported {n} new label events from {args.file}")
+    return 0
+
+
+def _labeler(args: argparse.Namespace) -> int:
+    from labelsieve.store.project import Project
+
+    p = Project(args.dir)
+    with p.store.transaction() as c:
+        for i in args.id:
+            p.store.add_labeler(i, name=args.name, gold_accuracy=args.accuracy, conn=c)
+    print(f"registered labeler(s) {', '.join(args.id)}")
+    return 0
+
+
+def _project_run(args: argparse.Namespace) -> int:
+    from labelsieve.autolabel.rundir import RunConfig, summary_table
+    from labelsieve.store.project import Project
+    from labelsieve.store.runs import AwaitingLabels, run_project
+
+    cfg = RunConfig(dataset="project", epsilon=args.epsilon, delta=args.delta, budget=args.budget, seed=args.seed,
+                    oracle=args.oracle, noise=args.noise, scope=args.scope, model=args.model, strategy=args.strategy,
+                    bound=args.bound, rounds=args.rounds, val_fraction=args.val_fraction,
+                    delta_schedule=args.delta_schedule)
+    project = Project(args.dir)
+    try:
+        run_id, result = run_project(project, cfg, progress=not args.no_progress, new=args.new)
+    except AwaitingLabels as wait:
+        print(f"waiting for human labels: {wait}")
+        return 0
+    print(summary_table(result))
+    print(f"\nrun {run_id} committed to {args.dir}; export with `labelsieve export {args.dir} --out labels.csv`")
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from labelsieve.app.server import serve
+
+    serve(args.dir, host=args.host, port=args.port, strategy=args.strategy, tau=args.tau, kappa=args.kappa)
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from labelsieve.store.project import Project, export_labels
+
+    n = export_labels(Project(args.dir), args.format, args.out, include_unlabeled=args.all)
+    print(f"wrote {n} rows to {args.out}", file=sys.stdout)
+    return 0

@@ -1,0 +1,321 @@
+"""A project directory: the store plus the arrays it references.
+
+Layout of ``DIR``::
+
+    project.json    {"format": 1, "db": "project.db" or a SQLAlchemy URL, "name": ...}; written last
+    project.db      the SQLite store (WAL mode) unless project.json names another database
+    features.npy    float32 features, row = item position ("features.npy#<row>")
+    raw.npy         uint8 images for data sets whose raw items are arrays (digits), row = position
+    truth.npy       ground-truth codes (-1 unknown), used only by simulated oracles and true-error columns
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from labelsieve.data.dataset import UNLABELED, Dataset
+from labelsieve.errors import InputError
+from labelsieve.store.core import Store
+
+PROJECT_FILE = "project.json"
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"})
+EXPORT_FORMATS = ("csv", "parquet", "jsonl", "manifest")
+
+
+def _atomic_bytes(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _atomic_npy(path: Path, arr: np.ndarray) -> None:
+    buf = io.BytesIO()
+    np.save(buf, arr, allow_pickle=False)
+    _atomic_bytes(path, buf.getvalue())
+
+
+class Project:
+    """An initialised project directory (see the module docstring).
+
+    >>> import tempfile
+    >>> from labelsieve.data import load_breast_cancer
+    >>> d = Path(tempfile.mkdtemp()) / "p"
+    >>> p = init_project(d, load_breast_cancer())
+    >>> p.store.n_items(), p.classes
+    (569, ('malignant', 'benign'))
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        cfg_path = self.path / PROJECT_FILE
+        if not cfg_path.exists():
+            raise InputError(f"{self.path}: not a labelsieve project (no {PROJECT_FILE}); run `labelsieve init` first.")
+        try:
+            self.config = json.loads(cfg_path.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise InputError(f"{cfg_path}: cannot be read ({exc})") from None
+        db = self.config.get("db", "project.db")
+        self.store = Store(db if "://" in db else self.path / db)
+        self.classes = self.store.classes()
+        self._features: np.ndarray | None = None
+        self._raw: np.ndarray | None = None
+
+    @property
+    def name(self) -> str:
+        return str(self.config.get("name", self.path.name))
+
+    def features(self) -> np.ndarray:
+        if self._features is None:
+            self._features = np.load(self.path / "features.npy", mmap_mode="r")
+        return self._features
+
+    def truth(self) -> np.ndarray | None:
+        p = self.path / "truth.npy"
+        return np.load(p) if p.exists() else None
+
+    def raw_array(self, pos: int) -> np.ndarray:
+        if self._raw is None:
+            self._raw = np.load(self.path / "raw.npy", mmap_mode="r")
+        return np.asarray(self._raw[pos])
+
+    def dataset(self, *, with_truth: bool = True) -> Dataset:
+        """The pool as a :class:`Dataset` (features from features.npy, truth from truth.npy)."""
+        items = self.store.items(("pos", "id"))
+        return Dataset(
+            ids=items["id"].to_numpy(),
+            X=np.asarray(self.features()),
+            classes=self.classes,
+            y=self.truth() if with_truth else None,
+            name=self.name,
+            source=str(self.path),
+        )
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def _item_rows(ds: Dataset) -> tuple[pd.DataFrame, np.ndarray | None]:
+    n = len(ds)
+    if ds.raw is None:
+        return pd.DataFrame({"id": ds.ids, "kind": "none", "source": ""}), None
+    first = ds.raw[0]
+    if isinstance(first, np.ndarray):
+        arr = np.stack([np.asarray(r) for r in ds.raw])
+        if arr.dtype != np.uint8:
+            arr = np.clip(arr, 0, 255).astype(np.uint8)
+        return pd.DataFrame({"id": ds.ids, "kind": "image", "source": [f"raw.npy#{i}" for i in range(n)]}), arr
+    raw = [str(r) for r in ds.raw]
+    is_img = np.array([Path(r).suffix.lower() in IMAGE_SUFFIXES and Path(r).is_file() for r in raw])
+    kind = np.where(is_img, "image", "text")
+    src = [str(Path(r).resolve()) if m else r for r, m in zip(raw, is_img, strict=True)]
+    return pd.DataFrame({"id": ds.ids, "kind": kind, "source": src}), None
+
+
+def check_images(paths: Sequence[str], ids: Sequence[str]) -> None:
+    """Raise :class:`InputError` naming the first image file that cannot be decoded."""
+    from PIL import Image, UnidentifiedImageError
+
+    for i, p in zip(ids, paths, strict=True):  # file I/O, one image at a time
+        try:
+            with Image.open(p) as im:
+                im.verify()
+        except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+            raise InputError(f"{p}: image of item {i!r} cannot be decoded ({type(exc).__name__}: {exc})") from None
+
+
+def init_project(path: str | Path, dataset: Dataset, *, db: str | None = None, name: str | None = None,
+                 import_truth: bool = False) -> Project:
+    """Create a project in ``path`` from ``dataset``; nothing is left behind if anything fails.
+
+    ``import_truth``: store the data set's labels as ``import`` events (existing labels); otherwise
+    they go to truth.npy only (for simulated oracles and measuring true error).
+    """
+    path = Path(path)
+    if (path / PROJECT_FILE).exists():
+        raise InputError(f"{path}: already a labelsieve project; choose another directory.")
+    rows, raw_arr = _item_rows(dataset)
+    img = rows["kind"].to_numpy() == "image"
+    if img.any() and raw_arr is None:
+        check_images(rows["source"][img].tolist(), rows["id"][img].tolist())
+    path.mkdir(parents=True, exist_ok=True)
+    _atomic_npy(path / "features.npy", np.ascontiguousarray(dataset.X, dtype=np.float32))
+    if raw_arr is not None:
+        _atomic_npy(path / "raw.npy", raw_arr)
+    if dataset.y is not None:
+        _atomic_npy(path / "truth.npy", dataset.y.astype(np.int64))
+    if db is None:  # build the SQLite file aside, then move it in: a killed init leaves no half store
+        tmp = path / ".project.db.init"
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{tmp}{suffix}").unlink(missing_ok=True)
+        st = Store(tmp)
+        _fill(st, dataset, rows, name or dataset.name, import_truth)
+        st.close()
+        os.replace(tmp, path / "project.db")
+        db_ref = "project.db"
+    else:
+        st = Store(db)
+        if st.n_items():
+            raise InputError(f"database {db} already holds a project")
+        _fill(st, dataset, rows, name or dataset.name, import_truth)
+        st.close()
+        db_ref = db
+    cfg = {"format": 1, "db": db_ref, "name": name or dataset.name, "created": time.time(), "source": dataset.source}
+    _atomic_bytes(path / PROJECT_FILE, (json.dumps(cfg, indent=2) + "\n").encode())
+    return Project(path)
+
+
+def _fill(st: Store, ds: Dataset, rows: pd.DataFrame, name: str, import_truth: bool) -> None:
+    with st.transaction() as conn:
+        st.set_classes(ds.classes, conn=conn)
+        st.add_items(rows, conn=conn)
+        st.set_meta({"name": name, "source": ds.source, "n_features": int(ds.X.shape[1])}, conn=conn)
+        st.add_labeler("import", kind="human", name="imported labels", conn=conn)
+    if import_truth and ds.y is not None:
+        known = np.flatnonzero(ds.y != UNLABELED)
+        st.append_events(pd.DataFrame({"item": known, "code": ds.y[known], "source": "import", "who": "import",
+                                       "key": [f"init:{i}" for i in known]}))
+
+
+# ---------------------------------------------------------------------------------------- import
+def read_label_file(path: str | Path) -> pd.DataFrame:
+    """Read a labels file (CSV, Parquet or JSONL) as strings; errors name the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".parquet", ".pq"):
+            df = pd.read_parquet(path)
+        elif suffix in (".jsonl", ".ndjson"):
+            df = pd.read_json(path, lines=True, dtype=False)
+        else:
+            df = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
+    except (ValueError, OSError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+        raise InputError(f"{path}: cannot be read ({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
+    return df
+
+
+def import_labels(project: Project, path: str | Path, *, who: str = "import") -> int:
+    """Import existing labels (columns ``id, label``; optional ``confidence``) as ``import`` events.
+
+    Everything is checked before anything is written; the first bad row is named (file, line, field,
+    value). Importing the same file twice adds nothing. Returns the number of new events.
+    """
+    path = Path(path)
+    df = read_label_file(path)
+    line = (lambda r: f"line {r + 2}") if path.suffix.lower() not in (".parquet", ".pq", ".jsonl", ".ndjson") \
+        else (lambda r: f"row {r + 1}")
+    missing = [c for c in ("id", "label") if c not in df.columns]
+    if missing:
+        raise InputError(f"{path}: missing column(s) {missing}; found {list(df.columns)}")
+    ids = df["id"].astype(str).str.strip()
+    labels = df["label"].astype(str).str.strip()
+    lookup = project.store._id_lookup()
+    codes = {c: i for i, c in enumerate(project.classes)}
+    for r in range(len(df)):  # validation of a user file, reported row by row
+        if ids.iloc[r] in ("", "nan", "None"):
+            raise InputError(f"{path}, {line(r)}, field 'id': empty")
+        if ids.iloc[r] not in lookup:
+            raise InputError(f"{path}, {line(r)}, field 'id': unknown item id {ids.iloc[r]!r}")
+        if labels.iloc[r] not in codes:
+            raise InputError(f"{path}, {line(r)}, field 'label': {labels.iloc[r]!r} is not one of the classes "
+                             f"{list(project.classes)}")
+    dup = ids.duplicated()
+    if dup.any():
+        r = int(np.flatnonzero(dup)[0])
+        raise InputError(f"{path}, {line(r)}, field 'id': item {ids.iloc[r]!r} appears twice")
+    conf = None
+    if "confidence" in df.columns:
+        conf = pd.to_numeric(df["confidence"].replace("", np.nan), errors="coerce")
+        bad = (conf.isna() & (df["confidence"].astype(str).str.strip() != "")) | (conf < 0) | (conf > 1)
+        if bad.any():
+            r = int(np.flatnonzero(bad)[0])
+            raise InputError(f"{path}, {line(r)}, field 'confidence': {df['confidence'].iloc[r]!r} is not in [0, 1]")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    ev = pd.DataFrame({
+        "item": ids.map(lookup).to_numpy(dtype=np.int64),
+        "code": labels.map(codes).to_numpy(dtype=np.int64),
+        "source": "import",
+        "who": who,
+        "version": path.name[:100],
+        "key": [f"import:{digest}:{r}" for r in range(len(df))],
+    })
+    if conf is not None:
+        ev["confidence"] = conf.to_numpy()
+    project.store.add_labeler(who, kind="human", name="imported labels") if who != "import" else None
+    return project.store.append_events(ev)
+
+
+# ---------------------------------------------------------------------------------------- export
+def export_labels(project: Project, fmt: str, out: str | Path, *, include_unlabeled: bool = False) -> int:
+    """Write the current labels (with provenance) to ``out``; returns the number of rows.
+
+    ``csv``/``parquet``/``jsonl``: columns id, label, source, who, confidence, round, event.
+    ``manifest``: one JSON object per line in the style of a SageMaker Ground Truth output manifest.
+    """
+    if fmt not in EXPORT_FORMATS:
+        raise InputError(f"export format must be one of {list(EXPORT_FORMATS)}; got {fmt!r}")
+    out = Path(out)
+    cur = project.store.current_labels()
+    table = cur.rename(columns={"seq": "event"})[["id", "label", "source", "who", "confidence", "round", "event"]]
+    if include_unlabeled:
+        items = project.store.items(("pos", "id"))
+        table = items[["id"]].merge(table, on="id", how="left")
+        table["label"] = table["label"].fillna("")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    buf = io.BytesIO()
+    if fmt == "csv":
+        table.to_csv(buf, index=False)
+    elif fmt == "parquet":
+        table.assign(round=table["round"].astype("Int64")).to_parquet(buf, index=False)
+    elif fmt == "jsonl":
+        table.to_json(buf, orient="records", lines=True)
+    else:
+        buf.write(_manifest(project, table).encode())
+    _atomic_bytes(out, buf.getvalue())
+    return len(table)
+
+
+def _manifest(project: Project, table: pd.DataFrame) -> str:
+    items = project.store.items(("id", "kind", "source")).set_index("id")
+    job = f"labelsieve-{project.name}"
+    code = {c: i for i, c in enumerate(project.classes)}
+    lines = []
+    for r in table.itertuples(index=False):  # one JSON line per exported item
+        kind, src = items.at[r.id, "kind"], items.at[r.id, "source"]
+        obj: dict[str, Any] = {"id": r.id}
+        if kind == "image":
+            obj["source-ref"] = str(project.path / src) if src.startswith("raw.npy#") else src
+        else:
+            obj["source"] = src
+        if r.label:
+            conf = None if pd.isna(r.confidence) else float(r.confidence)
+            obj["label"] = code[r.label]
+            obj["label-metadata"] = {
+                "class-name": r.label,
+                "confidence": conf,
+                "type": "groundtruth/image-classification" if kind == "image" else "groundtruth/text-classification",
+                "job-name": job,
+                "human-annotated": "no" if r.source in ("auto", "salutary") else "yes",
+                "labelsieve-source": r.source,
+                "labelsieve-who": r.who,
+                "labelsieve-event": int(r.event),
+            }
+        lines.append(json.dumps(obj))
+    return "\n".join(lines) + ("\n" if lines else "")

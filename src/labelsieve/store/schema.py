@@ -1,0 +1,198 @@
+"""Tables of a project store and their ordered migrations (SQLAlchemy Core, SQLite or PostgreSQL).
+
+Nothing in ``events`` is ever updated or deleted. ``current_label`` is a materialised view of
+``events`` (the winning event of each item by precedence, then recency) that every write keeps
+up to date in the same transaction; :func:`labelsieve.store.core.current_by_window` recomputes it
+from the events alone, and the tests check the two agree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import sqlalchemy as sa
+
+#: Who produced a label event, and how strongly it defines the item's current label.
+#: ``vote`` (one labeler's answer in the app) never does by itself: votes are aggregated, and the
+#: aggregate is its own event.
+PRECEDENCE: dict[str, int] = {
+    "vote": 0,
+    "auto": 1,
+    "salutary": 1,
+    "human": 2,
+    "aggregate": 2,
+    "import": 2,
+    "review": 3,
+}
+SOURCES = tuple(PRECEDENCE)
+ACTIONS = ("label", "accept", "reject", "relabel")
+
+metadata = sa.MetaData()
+
+schema_version = sa.Table("schema_version", metadata, sa.Column("version", sa.Integer, nullable=False))
+
+project_meta = sa.Table(
+    "project_meta",
+    metadata,
+    sa.Column("key", sa.String(100), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+
+classes = sa.Table(
+    "classes",
+    metadata,
+    sa.Column("code", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("name", sa.Text, nullable=False, unique=True),
+)
+
+items = sa.Table(
+    "items",
+    metadata,
+    sa.Column("pos", sa.Integer, primary_key=True, autoincrement=False),  # row of features.npy
+    sa.Column("id", sa.Text, nullable=False, unique=True),
+    sa.Column("kind", sa.String(10), nullable=False),  # image | text | none
+    sa.Column("source", sa.Text, nullable=False),  # the text, an image path, or "raw.npy#<row>"
+    sa.Column("features_ref", sa.Text, nullable=False),  # "features.npy#<row>"
+    sa.Column("split", sa.String(20), nullable=False, server_default="pool"),
+)
+
+labelers = sa.Table(
+    "labelers",
+    metadata,
+    sa.Column("id", sa.String(200), primary_key=True),
+    sa.Column("kind", sa.String(20), nullable=False),  # human | model | aggregator | salutary
+    sa.Column("name", sa.Text, nullable=False, server_default=""),
+    sa.Column("gold_accuracy", sa.Float, nullable=True),
+    sa.Column("accuracy_lower", sa.Float, nullable=True),
+    sa.Column("accuracy_upper", sa.Float, nullable=True),
+    sa.Column("n_gold", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("created", sa.Float, nullable=False),
+)
+
+runs = sa.Table(
+    "runs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("kind", sa.String(20), nullable=False),
+    sa.Column("config", sa.Text, nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),  # running | waiting | complete
+    sa.Column("last_round", sa.Integer, nullable=False, server_default="-1"),
+    sa.Column("started", sa.Float, nullable=False),
+    sa.Column("finished", sa.Float, nullable=True),
+)
+
+run_rounds = sa.Table(
+    "run_rounds",
+    metadata,
+    sa.Column("run_id", sa.Integer, sa.ForeignKey("runs.id"), primary_key=True),
+    sa.Column("round", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("stats", sa.Text, nullable=False),  # JSON: coverage, error_bound, thresholds, ...
+    sa.Column("committed", sa.Float, nullable=False),
+)
+
+# the answers a run used, so that a resumed run replays exactly what it saw
+run_answers = sa.Table(
+    "run_answers",
+    metadata,
+    sa.Column("run_id", sa.Integer, sa.ForeignKey("runs.id"), primary_key=True),
+    sa.Column("item", sa.Integer, sa.ForeignKey("items.pos"), primary_key=True),
+    sa.Column("code", sa.Integer, nullable=False),
+    sa.Column("event_seq", sa.Integer, nullable=True),
+)
+
+# items a run (or the owner) asked humans to label in the web app
+queue = sa.Table(
+    "queue",
+    metadata,
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("item", sa.Integer, sa.ForeignKey("items.pos"), nullable=False, unique=True),
+    sa.Column("run_id", sa.Integer, nullable=True),
+    sa.Column("round", sa.Integer, nullable=True),
+    sa.Column("created", sa.Float, nullable=False),
+)
+
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("item", sa.Integer, sa.ForeignKey("items.pos"), nullable=False),
+    sa.Column("code", sa.Integer, nullable=True),  # NULL: a review rejected the item's label
+    sa.Column("source", sa.String(20), nullable=False),
+    sa.Column("precedence", sa.SmallInteger, nullable=False),
+    sa.Column("action", sa.String(10), nullable=False, server_default="label"),
+    sa.Column("who", sa.String(200), nullable=False),  # labeler id / model name / aggregator
+    sa.Column("version", sa.String(100), nullable=False, server_default=""),
+    sa.Column("confidence", sa.Float, nullable=True),
+    sa.Column("threshold", sa.Float, nullable=True),
+    sa.Column("round", sa.Integer, nullable=True),
+    sa.Column("run_id", sa.Integer, nullable=True),
+    sa.Column("created", sa.Float, nullable=False),
+    sa.Column("key", sa.String(200), nullable=True, unique=True),  # idempotency key
+)
+sa.Index("ix_events_item", events.c.item)
+sa.Index("ix_events_source", events.c.source)
+
+current_label = sa.Table(
+    "current_label",
+    metadata,
+    sa.Column("item", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("seq", sa.Integer, nullable=False),
+    sa.Column("code", sa.Integer, nullable=True),
+    sa.Column("precedence", sa.SmallInteger, nullable=False),
+    sa.Column("source", sa.String(20), nullable=False),
+    sa.Column("who", sa.String(200), nullable=False),
+    sa.Column("confidence", sa.Float, nullable=True),
+    sa.Column("round", sa.Integer, nullable=True),
+)
+
+V1_TABLES = [schema_version, project_meta, classes, items, labelers, runs, run_rounds, run_answers, queue, events]
+
+#: SQL shared by the migration backfill and every write: the winning event per item among events
+#: with ``seq > :lo`` (window query), merged into current_label unless a stronger event is there.
+UPSERT_CURRENT = """
+INSERT INTO current_label (item, seq, code, precedence, source, who, confidence, round)
+SELECT item, seq, code, precedence, source, who, confidence, round FROM (
+    SELECT item, seq, code, precedence, source, who, confidence, round,
+           ROW_NUMBER() OVER (PARTITION BY item ORDER BY precedence DESC, seq DESC) AS rn
+    FROM events WHERE seq > :lo AND precedence > 0
+) AS ranked WHERE rn = 1
+ON CONFLICT (item) DO UPDATE SET seq = excluded.seq, code = excluded.code, precedence = excluded.precedence,
+    source = excluded.source, who = excluded.who, confidence = excluded.confidence, round = excluded.round
+WHERE excluded.precedence > current_label.precedence
+   OR (excluded.precedence = current_label.precedence AND excluded.seq > current_label.seq)
+"""
+
+
+def _v1(conn: sa.Connection) -> None:
+    """Base tables: items, classes, labelers, runs, append-only events."""
+    for t in V1_TABLES:
+        t.create(conn, checkfirst=True)
+
+
+def _v2(conn: sa.Connection) -> None:
+    """Materialised current labels, backfilled from the existing events."""
+    current_label.create(conn, checkfirst=True)
+    conn.execute(sa.text(UPSERT_CURRENT), {"lo": -1})
+
+
+#: Ordered migrations: ``MIGRATIONS[i]`` brings a store from version i to i + 1.
+MIGRATIONS: list[Callable[[sa.Connection], None]] = [_v1, _v2]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def get_version(conn: sa.Connection) -> int:
+    """Schema version of the database behind ``conn`` (0 when empty)."""
+    if not sa.inspect(conn).has_table("schema_version"):
+        return 0
+    v = conn.execute(sa.select(sa.func.max(schema_version.c.version))).scalar()
+    return int(v or 0)
+
+
+def migrate(conn: sa.Connection, target: int = SCHEMA_VERSION) -> int:
+    """Apply the missing migrations up to ``target`` inside the caller's transaction; new version."""
+    v = get_version(conn)
+    for step in range(v, target):
+        MIGRATIONS[step](conn)
+        conn.execute(sa.delete(schema_version))
+        conn.execute(sa.insert(schema_version).values(version=step + 1))
+    return max(v, target)
