@@ -353,7 +353,7 @@ def certify_thresholds(
     check_interval("c1", c1, owner="certify_thresholds", low=0.0, high=math.inf, closed="neither")
     check_option("scan", scan, owner="certify_thresholds", options=SCANS)
     d = delta if scope == "global" else delta / n_classes
-    resolve_min_n(min_n, epsilon, d, bound, owner="certify_thresholds")  # validate early
+    min_n = resolve_min_n(min_n, epsilon, d, bound, owner="certify_thresholds")
     pred = np.asarray(predicted)
     conf = np.asarray(confidence, dtype=np.float64)
     y = np.asarray(y_true)
