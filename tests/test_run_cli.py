@@ -45,7 +45,9 @@ def test_run_writes_contract_outputs(tmp_path, capsys):
     labels = pd.read_csv(out / "labels.csv")
     assert list(labels.columns[:3]) == ["id", "label", "source"]
     assert {"confidence", "round"} <= set(labels.columns)
-    assert pd.read_parquet(out / "labels.parquet").equals(pd.read_parquet(out / "labels.parquet"))
+    pq = pd.read_parquet(out / "labels.parquet")
+    assert list(pq.columns) == list(labels.columns) and pq.id.tolist() == labels.id.tolist()
+    assert (pq.source == labels.source).all() and np.allclose(pq.confidence, labels.confidence, equal_nan=True)
     n_auto = (labels.source == "auto").sum()
     assert m["coverage"] == pytest.approx(n_auto / 569)
     assert m["human_labels"] == (labels.source == "human").sum()

@@ -40,62 +40,62 @@ def test_delta_schedules_sum_to_delta():
     assert np.all(np.diff(delta_schedule(0.05, 5, "geometric")) > 0)
 
 
-@pytest.mark.parametrize(("scope", "n_pool", "budget"), [("global", 1500, 500), ("per-class", 2500, 1200)])
-def test_run_level_guarantee_over_many_seeds(scope, n_pool, budget):
-    """Population error of everything the run auto-labels (the multi-round rule, validation points
-    reused across rounds) exceeds eps in at most delta of the seeds (+ binomial slack).
+def _violations(seeds: int, *, eps: float = 0.1, n_pool: int = 800, budget: int = 400, **kw) -> tuple[int, float]:
+    """Seeds whose run-level rule has population error > eps, and the mean coverage.
 
-    The population error is computed exactly from the known posterior on a large fresh sample.
+    The population error of the (possibly multi-round) auto-labeling rule is computed exactly
+    from the known posterior on 10,000 fresh points.
     """
-    eps, delta, seeds = 0.1, 0.2, 40
-    X_test, _ = _sample(20_000, np.random.default_rng(999))
+    X_test, _ = _sample(10_000, np.random.default_rng(999))
     post = _posterior(X_test)
     viol, cov = 0, []
-    for s in range(seeds):
-        ds = _pool(n_pool, seed=s)
-        tb = TBAL(
-            model=LogisticRegressionClassifier(n_classes=3, random_state=s),
-            epsilon=eps,
-            delta=delta,
-            budget=budget,
-            rounds=4,
-            scope=scope,
-            random_state=s,
-        )
-        res = tb.run(ds)
-        mask, labels, _ = res.apply(X_test)
-        if mask.any():
-            pop_err = 1.0 - post[np.flatnonzero(mask), labels[mask]].mean()
-            viol += pop_err > eps
-        cov.append(mask.mean())
-    slack = 2 * math.sqrt(delta * (1 - delta) / seeds)
-    assert viol / seeds <= delta + slack
-    assert np.mean(cov) > 0.15  # the guarantee is not bought by labeling nothing
-
-
-def test_naive_lowest_threshold_with_heuristic_breaks_the_guarantee():
-    """Same set-up with the TBAL authors' heuristic (tbal-hoeffding, lowest passing threshold):
-    the violation rate is far above delta -- the guarantee test above is not vacuous."""
-    eps, delta, seeds = 0.1, 0.05, 30
-    X_test, _ = _sample(20_000, np.random.default_rng(999))
-    post = _posterior(X_test)
-    viol = 0
     for s in range(seeds):
         res = TBAL(
             model=LogisticRegressionClassifier(n_classes=3, random_state=s),
             epsilon=eps,
-            delta=delta,
-            budget=300,
-            rounds=4,
-            bound="tbal-hoeffding",
-            scan="any",
+            delta=0.05,
+            budget=budget,
+            rounds=3,
             random_state=s,
-        ).run(_pool(1500, seed=s))
+            **kw,
+        ).run(_pool(n_pool, seed=s))
         mask, labels, _ = res.apply(X_test)
         if mask.any():
             viol += (1.0 - post[np.flatnonzero(mask), labels[mask]].mean()) > eps
-        assert res.metrics["guaranteed"] is False
-    assert viol / seeds > delta + 2 * math.sqrt(delta * (1 - delta) / seeds)
+        cov.append(mask.mean())
+    return viol, float(np.mean(cov))
+
+
+def _max_allowed(seeds: int, delta: float = 0.05, alpha: float = 0.015) -> int:
+    """Largest violation count a valid level-delta procedure exceeds with probability < alpha."""
+    from scipy.stats import binom
+
+    return int(binom.ppf(1 - alpha, seeds, delta))
+
+
+@pytest.mark.parametrize(
+    ("seeds", "kw"),
+    [
+        (60, {"delta_schedule": "last"}),
+        (40, {"delta_schedule": "geometric"}),
+        (30, {"delta_schedule": "last", "scope": "per-class", "n_pool": 2500, "budget": 1200}),
+    ],
+    ids=["last-global", "geometric-global", "last-per-class"],
+)
+def test_run_level_guarantee_over_many_seeds(seeds, kw):
+    """delta = 0.05: the number of seeds whose population error exceeds eps must be consistent with
+    a rate <= delta (one-sided binomial, alpha = 1.5%), and the runs must label something."""
+    viol, cov = _violations(seeds, **kw)
+    assert viol <= _max_allowed(seeds), (viol, seeds)
+    assert cov > 0.08  # the guarantee is not bought by labeling nothing
+
+
+def test_tbal_authors_heuristic_breaks_the_guarantee_in_the_same_harness():
+    """Negative control: the TBAL authors' rule (e + 0.25/sqrt(n), lowest passing threshold) in the
+    same set-up exceeds eps in far more than delta of the seeds, so the harness can see a broken
+    procedure (measured: 20 of 60)."""
+    viol, _ = _violations(60, bound="tbal-hoeffding", scan="any", delta_schedule="last")
+    assert viol > 2 * _max_allowed(60)
 
 
 def test_budget_accounting_and_labels_table():
@@ -107,7 +107,7 @@ def test_budget_accounting_and_labels_table():
     human = lab[lab.source == "human"]
     auto = lab[lab.source == "auto"]
     assert len(auto) > 50
-    assert len(human) == res.metrics["human_labels"] <= 300
+    assert len(human) == res.metrics["human_labels"] == 300  # the budget is spent in full
     assert lab.id.is_unique and set(lab.source) <= {"human", "auto"}
     assert res.metrics["coverage"] == pytest.approx(len(auto) / 800)
     # every auto-label clears the threshold it was given, and human labels are the truth here

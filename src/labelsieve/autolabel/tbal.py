@@ -6,12 +6,13 @@ then query the next batch of human labels. Only orchestration lives here; the ma
 :mod:`labelsieve.autolabel.certify`.
 
 How delta is spent. The validation set is one uniform random sample of the pool, labeled up front.
-As in the paper, round r certifies on the validation points that earlier rounds' rules would not
-have auto-labeled (so they describe the pool that is left). Round r gets delta_r with
-sum_r delta_r = delta over the planned number of rounds (``delta_schedule``): by the union bound all
-rounds' certificates hold together with probability >= 1 - delta, and then the error of everything
-auto-labeled in the run -- a weighted average of per-round (and per-class) errors, each <= epsilon --
-is <= epsilon. Per-class scope further splits delta_r evenly over the classes.
+By default (``delta_schedule="last"``) only the final round certifies, with all of delta, on
+validation data no earlier choice depended on. With ``geometric`` or ``uniform``, round r
+certifies -- as in the paper -- on the validation points that earlier rounds' rules would not have
+auto-labeled, with delta_r and sum_r delta_r = delta over the planned rounds: by the union bound all
+rounds' certificates hold together with probability >= 1 - delta, and the error of everything
+auto-labeled -- a weighted average of per-round (and per-class) errors, each <= epsilon -- is
+<= epsilon. Per-class scope further splits delta_r evenly over the classes.
 """
 
 from __future__ import annotations
@@ -130,7 +131,11 @@ class TBAL:
     bound : one of ``certify.BOUNDS`` (``clopper-pearson`` default; ``sigma``/``tbal-hoeffding`` are heuristics)
     scan : "fixed-sequence" (valid) | "any" (the multiple-testing trap, for comparison)
     strategy : name in ``active.uncertainty.STRATEGIES`` or a QueryStrategy instance
-    delta_schedule : "uniform" | "geometric" | "last"
+    delta_schedule : "last" (default) | "geometric" | "uniform"
+        ``last``: only the final round certifies and auto-labels; earlier rounds train and query
+        (active learning). The guarantee is then one certification on validation data that no
+        earlier choice touched. ``geometric``/``uniform`` auto-label every round, reusing validation
+        points across rounds (see docs/guarantee.md for what is and is not proven there).
     certifier : callable, optional
         Replaces :func:`certify_thresholds` (same keyword arguments). When the oracle has a
         ``label_confidence(ids)`` method (P(true label == given label), e.g. a crowd posterior), the
@@ -158,7 +163,7 @@ class TBAL:
         scan: str = "fixed-sequence",
         min_n: int | str = "auto",
         strategy: str | QueryStrategy = "margin-random",
-        delta_schedule: str = "geometric",
+        delta_schedule: str = "last",
         random_state: int | None = None,
         progress: bool = False,
         block_size: int = 65_536,
@@ -387,7 +392,7 @@ class TBAL:
             "n_validation_active": n_val_active,
             "delta_round": cert.delta,
             "thresholds": [None if not np.isfinite(t) else float(t) for t in cert.thresholds],
-            "reasons": {int(k): v for k, v in cert.reasons.items()},
+            "reasons": _reasons(cert, self.scope),
         }
 
     def _run_bound(self, n_auto: int, bound_mass: float) -> float:
@@ -402,7 +407,14 @@ class TBAL:
     ) -> dict[str, Any]:
         last = history.iloc[-1]
         n_auto = int(last["n_auto_total"])
-        guaranteed = bool(certs[-1].guaranteed)
+        certifying = [r for r, c in enumerate(certs, start=1) if c.delta > 0]
+        final = certifying[-1] if certifying else len(certs)
+        guaranteed = bool(certs[final - 1].guaranteed)
+        spent_how = (
+            "certified once, in the final round, with all of delta"
+            if self.delta_schedule == "last"
+            else f"delta split over {self.rounds} rounds ({self.delta_schedule})"
+        )
         err = last["auto_label_error"]
         return {
             "dataset": dataset.name,
@@ -418,9 +430,8 @@ class TBAL:
             "scope": self.scope,
             "bound_statement": (
                 f"with probability >= {1 - self.delta:g}, the population error rate of the auto-labeling rule "
-                f"is <= {self.epsilon:g} ({self.bound} bound, fixed-sequence scan, delta split over "
-                f"{self.rounds} rounds ({self.delta_schedule})"
-                + (" and over classes" if self.scope == "per-class" else "")
+                f"is <= {self.epsilon:g} ({self.bound} bound, fixed-sequence scan, {spent_how}"
+                + (", and over classes" if self.scope == "per-class" else "")
                 + ")"
                 if guaranteed
                 else f"HEURISTIC ({self.bound}, {self.scan} scan): no guarantee"
@@ -431,8 +442,17 @@ class TBAL:
             "seed": self.random_state,
             "rounds_run": len(history),
             "rounds_planned": int(self.rounds),
-            "no_threshold_reasons": {str(k): v for k, v in certs[-1].reasons.items()},
+            "no_threshold_reasons": {k: f"round {final}: {v}" for k, v in _reasons(certs[final - 1], self.scope).items()},
         }
+
+
+def _reasons(cert: Certificate, scope: str) -> dict[str, str]:
+    """Why classes got no threshold: keyed by class code, or ``"global"`` for one global threshold."""
+    if not cert.reasons:
+        return {}
+    if scope == "global":
+        return {"global": next(iter(cert.reasons.values()))}
+    return {str(k): v for k, v in cert.reasons.items()}
 
 
 class _NoBar:

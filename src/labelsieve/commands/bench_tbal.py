@@ -17,7 +17,7 @@ def register(sub: Any, bench: Any) -> None:
     p.add_argument("--budget", type=int, default=400)
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--val-fraction", type=float, default=0.4)
-    p.add_argument("--delta-schedule", choices=["uniform", "geometric", "last"], default="geometric")
+    p.add_argument("--delta-schedule", choices=["last", "geometric", "uniform"], default="last")
     p.add_argument("--model", choices=["logreg", "mlp"], default="logreg")
     p.add_argument("--jobs", type=int, default=1)
     p.add_argument("--out", help="write runs.csv and summary.csv here")

@@ -49,7 +49,7 @@ def register(sub: Any, bench: Any) -> None:
     p.add_argument("--bound", choices=["clopper-pearson", "hoeffding", "sigma", "tbal-hoeffding"], default="clopper-pearson")
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--val-fraction", type=float, default=0.4)
-    p.add_argument("--delta-schedule", choices=["uniform", "geometric", "last"], default="geometric")
+    p.add_argument("--delta-schedule", choices=["last", "geometric", "uniform"], default="last")
     p.add_argument("--new", action="store_true", help="run again even if a run with this configuration completed")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_project_run)
@@ -129,8 +129,10 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from labelsieve.store.project import Project, export_labels
+    from labelsieve.store.project import Project, export_labels, wrong_label_summary
 
-    n = export_labels(Project(args.dir), args.format, args.out, include_unlabeled=args.all)
+    project = Project(args.dir)
+    n = export_labels(project, args.format, args.out, include_unlabeled=args.all)
     print(f"wrote {n} rows to {args.out}", file=sys.stdout)
+    print(f"wrong labels: {wrong_label_summary(project)['statement']}", file=sys.stdout)
     return 0
