@@ -33,6 +33,8 @@ class MaxSoftmax:
     ([1, 0], [0.8, 0.6])
     """
 
+    requires_fit = False  #: the TBAL loop certifies on all validation points
+
     def fit(self, scores: Scores, y: np.ndarray) -> MaxSoftmax:
         return self
 

@@ -1,0 +1,378 @@
+"""The 20-method grid of Vishwakarma et al. (2024): train-time loss x post-hoc confidence function,
+each run through the same TBAL loop with the same valid bound.
+
+Cells: every train-time method (``ce``, ``squentropy``, ``crl``, ``fmfp``, see
+:mod:`labelsieve.models.losses`) x every post-hoc function (temperature, histogram binning,
+scaling-binning, Dirichlet, Colander) plus max-softmax. Each cell is run over several seeds; a
+seed fixes the data split, the queried labels' randomness, the model and the calibrator.
+
+Calibrators that need fitting get ``calibration_fraction`` of the validation points in the
+certifying round (D_cal); the rest (D_th) certifies the thresholds. Max-softmax needs no fitting and
+certifies on all of them, as in plain TBAL.
+
+Scarce-data fallback (documented): when a round leaves a calibrator fewer points than it needs
+(:class:`~labelsieve.errors.NotEnoughDataError`), that round uses max-softmax instead and the run
+counts it in ``fallbacks``. Such rounds have too few threshold points to certify much anyway.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import os
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from labelsieve.confidence import CONFIDENCE_FUNCTIONS, make_confidence
+from labelsieve.confidence.base import MaxSoftmax
+from labelsieve.errors import InputError, NotEnoughDataError
+from labelsieve.models.base import Scores
+
+logger = logging.getLogger(__name__)
+
+TRAIN_TIME = ("ce", "squentropy", "crl", "fmfp")
+POST_HOC = ("softmax", "temperature", "histogram", "scaling-binning", "dirichlet", "colander")
+#: How the TBAL loop spreads delta over rounds in every grid run (pinned so cells stay comparable):
+#: the library default, one certification in the last round on validation data no earlier round used.
+DELTA_SCHEDULE = "last"
+
+
+@dataclass(frozen=True)
+class GridPreset:
+    """Per-data-set defaults: TBAL budget, rounds, share of the budget for validation, MLP width."""
+
+    loader: str
+    budget: int
+    rounds: int = 3
+    val_fraction: float = 0.5
+    hidden: int = 64
+    description: str = ""
+
+
+#: Offline data sets for the grid. ``digits-few`` is the harder set: few training labels, so the
+#: MLP is weak and its softmax overconfident.
+PRESETS: dict[str, GridPreset] = {
+    "digits": GridPreset("digits", budget=800, description="8x8 digits, 10 classes, 1797 items"),
+    "digits-few": GridPreset(
+        "digits", budget=700, val_fraction=0.7, description="digits with only 210 training labels"
+    ),
+    "waveform": GridPreset("waveform", budget=1500, description="Breiman waveform, 3 classes, 5000 items"),
+    "breast-cancer": GridPreset(
+        "breast-cancer", budget=300, rounds=2, description="Wisconsin breast cancer, 2 classes, 569 items"
+    ),
+}
+
+
+def load_grid_dataset(name: str) -> tuple[Any, GridPreset]:
+    """The :class:`~labelsieve.data.Dataset` and preset for a grid data-set name."""
+    from labelsieve.data.embedded import EMBEDDED
+
+    key = str(name).strip().lower().replace("_", "-")
+    if key not in PRESETS:
+        raise InputError(f"unknown grid data set {name!r}; choose one of {sorted(PRESETS)}.")
+    preset = PRESETS[key]
+    ds = EMBEDDED[preset.loader]()
+    return ds, preset
+
+
+class ScarceDataFallback:
+    """Wraps a confidence function; a round whose calibration data are too few uses max-softmax.
+
+    The fallback counter is shared by every deep copy (the TBAL loop copies the template each
+    round), so the run can report how many rounds fell back.
+    """
+
+    requires_fit: bool = True
+
+    def __init__(self, inner: Any, counter: list[int] | None = None) -> None:
+        self.inner = inner
+        self.counter = counter if counter is not None else [0]
+
+    def __deepcopy__(self, memo: dict) -> ScarceDataFallback:
+        return ScarceDataFallback(copy.deepcopy(self.inner, memo), self.counter)
+
+    def fit(self, scores: Scores, y: np.ndarray) -> ScarceDataFallback:
+        try:
+            self.active_ = self.inner.fit(scores, y)
+        except NotEnoughDataError as exc:
+            logger.info("%s: %s; this round uses max-softmax", type(self.inner).__name__, exc)
+            self.counter[0] += 1
+            self.active_ = MaxSoftmax()
+        return self
+
+    def confidence(self, scores: Scores) -> tuple[np.ndarray, np.ndarray]:
+        return self.active_.confidence(scores)
+
+
+def make_cell_confidence(post_hoc: str, seed: int, colander_params: dict | None = None) -> Any:
+    """Unfitted confidence function for a grid cell (None = TBAL's default max-softmax)."""
+    if post_hoc == "softmax":
+        return None
+    params: dict[str, Any] = {"random_state": seed}
+    if post_hoc == "colander" and colander_params:
+        params.update(colander_params)
+    return ScarceDataFallback(make_confidence(post_hoc, **params))
+
+
+def run_cell(
+    dataset: Any,
+    train_time: str,
+    post_hoc: str,
+    seed: int,
+    *,
+    epsilon: float = 0.05,
+    delta: float = 0.05,
+    budget: int = 800,
+    rounds: int = 3,
+    val_fraction: float = 0.5,
+    hidden: int = 64,
+    epochs: int = 60,
+    colander_params: dict | None = None,
+) -> dict[str, Any]:
+    """One TBAL run; returns coverage, true auto-labeling error and bookkeeping."""
+    from labelsieve.autolabel.tbal import TBAL
+    from labelsieve.models import MLPClassifier
+
+    model = MLPClassifier(
+        n_classes=dataset.n_classes, hidden=(hidden,), epochs=epochs, loss=train_time, random_state=seed
+    )
+    cf = make_cell_confidence(post_hoc, seed, colander_params)
+    t0 = time.perf_counter()
+    res = TBAL(
+        model=model,
+        confidence=cf,
+        epsilon=epsilon,
+        delta=delta,
+        budget=budget,
+        rounds=rounds,
+        val_fraction=val_fraction,
+        bound="clopper-pearson",
+        scan="fixed-sequence",
+        delta_schedule=DELTA_SCHEDULE,
+        random_state=seed,
+    ).run(dataset)
+    m = res.metrics
+    err = m["auto_label_error"]
+    return {
+        "dataset": dataset.name,
+        "train_time": train_time,
+        "post_hoc": post_hoc,
+        "seed": seed,
+        "epsilon": epsilon,
+        "coverage": m["coverage"],
+        "auto_label_error": 0.0 if err is None else float(err),  # nothing auto-labeled: no error
+        "n_auto_labeled": m["n_auto_labeled"],
+        "human_labels": m["human_labels"],
+        "fallbacks": 0 if cf is None else cf.counter[0],
+        "seconds": time.perf_counter() - t0,
+    }
+
+
+def run_grid(
+    dataset: Any,
+    *,
+    train_times: Sequence[str] = TRAIN_TIME,
+    post_hocs: Sequence[str] = POST_HOC,
+    seeds: Sequence[int] = range(5),
+    epsilon: float = 0.05,
+    on_run: Callable[[dict], None] | None = None,
+    **kw: Any,
+) -> pd.DataFrame:
+    """Every (train-time, post-hoc, seed) run; one row each (see :func:`run_cell`)."""
+    for t in train_times:
+        if t not in TRAIN_TIME:
+            raise InputError(f"unknown train-time method {t!r}; choose from {list(TRAIN_TIME)}.")
+    for p in post_hocs:
+        if p not in CONFIDENCE_FUNCTIONS:
+            raise InputError(f"unknown post-hoc method {p!r}; choose from {list(POST_HOC)}.")
+    rows = []
+    for t in train_times:
+        for p in post_hocs:
+            for s in seeds:
+                row = run_cell(dataset, t, p, int(s), epsilon=epsilon, **kw)
+                rows.append(row)
+                if on_run:
+                    on_run(row)
+    return pd.DataFrame(rows)
+
+
+def summarize(runs: pd.DataFrame) -> pd.DataFrame:
+    """Mean and sd over seeds of coverage and true error per (data set, ε, train-time, post-hoc),
+    plus the fraction of seeds whose true error exceeds ε."""
+    g = runs.assign(over=runs["auto_label_error"] > runs["epsilon"]).groupby(
+        ["dataset", "epsilon", "train_time", "post_hoc"], sort=False
+    )
+    out = g.agg(
+        coverage_mean=("coverage", "mean"),
+        coverage_sd=("coverage", "std"),
+        error_mean=("auto_label_error", "mean"),
+        error_sd=("auto_label_error", "std"),
+        frac_over_eps=("over", "mean"),
+        human_labels=("human_labels", "mean"),
+        fallbacks=("fallbacks", "sum"),
+        seeds=("seed", "nunique"),
+    ).reset_index()
+    return out.fillna({"coverage_sd": 0.0, "error_sd": 0.0})
+
+
+def format_table(summary: pd.DataFrame, *, header: str = "") -> str:
+    """Plain-text table: one line per cell, the best post-hoc coverage per train-time marked *."""
+    lines = [header] if header else []
+    lines.append(
+        f"{'train-time':<11}{'post-hoc':<16}{'coverage % (mean±sd)':>22}{'error % (mean±sd)':>20}"
+        f"{'seeds>eps':>10}{'humans':>8}{'fallbk':>7}"
+    )
+    for (_, _, t), part in summary.groupby(["dataset", "epsilon", "train_time"], sort=False):
+        calibrated = part[part["post_hoc"] != "softmax"]
+        best = calibrated["coverage_mean"].max() if len(calibrated) else math.nan
+        for _, r in part.iterrows():
+            mark = "*" if r["post_hoc"] != "softmax" and best > 0 and r["coverage_mean"] == best else " "
+            lines.append(
+                f"{t:<11}{r['post_hoc'] + mark:<16}"
+                f"{100 * r['coverage_mean']:>13.1f} ± {100 * r['coverage_sd']:<6.1f}"
+                f"{100 * r['error_mean']:>11.2f} ± {100 * r['error_sd']:<6.2f}"
+                f"{r['frac_over_eps']:>10.2f}{r['human_labels']:>8.0f}{int(r['fallbacks']):>7d}"
+            )
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------- outputs
+def _atomic_save(path: Path, write: Callable[[str], None]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def save_csv(df: pd.DataFrame, path: Path) -> None:
+    """Write ``df`` to ``path`` atomically."""
+    _atomic_save(Path(path), lambda tmp: df.to_csv(tmp, index=False))
+
+
+def plot_coverage_vs_epsilon(summary: pd.DataFrame, path: Path, *, train_time: str = "ce") -> None:
+    """Mean coverage (± sd band) against ε, one line per post-hoc method."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    part = summary[summary["train_time"] == train_time]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for p, d in part.groupby("post_hoc", sort=False):
+        d = d.sort_values("epsilon")
+        ax.plot(100 * d["epsilon"], 100 * d["coverage_mean"], marker="o", label=p)
+        ax.fill_between(
+            100 * d["epsilon"],
+            100 * (d["coverage_mean"] - d["coverage_sd"]),
+            100 * (d["coverage_mean"] + d["coverage_sd"]),
+            alpha=0.15,
+        )
+    name = part["dataset"].iloc[0] if len(part) else ""
+    ax.set(xlabel="target error ε (%)", ylabel="coverage (%)", title=f"{name}: TBAL coverage vs ε ({train_time})")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    _atomic_save(Path(path), lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
+    plt.close(fig)
+
+
+def one_round_scores(
+    dataset: Any,
+    post_hoc: str,
+    seed: int,
+    *,
+    train_time: str = "ce",
+    epsilon: float = 0.05,
+    delta: float = 0.05,
+    budget: int = 800,
+    val_fraction: float = 0.5,
+    hidden: int = 64,
+    epochs: int = 60,
+    calibration_fraction: float = 0.5,
+) -> dict[str, Any]:
+    """One TBAL round by hand (the slides' experiment): train on the seed labels, fit the confidence
+    function on D_cal, certify a global threshold on D_th, score the rest of the pool.
+
+    Returns pool confidences, whether each pool prediction is correct, the threshold and coverage.
+    """
+    from labelsieve.autolabel.certify import certify_thresholds
+    from labelsieve.models import MLPClassifier
+
+    rng = np.random.default_rng(seed)
+    n = len(dataset)
+    perm = rng.permutation(n)
+    n_val = round(val_fraction * budget)
+    val, train, pool = perm[:n_val], perm[n_val:budget], perm[budget:]
+    model = MLPClassifier(
+        n_classes=dataset.n_classes, hidden=(hidden,), epochs=epochs, loss=train_time, random_state=seed
+    ).fit(dataset.X[train], dataset.y[train])
+    vs, ps = model.scores(dataset.X[val]), model.scores(dataset.X[pool])
+    cf = make_cell_confidence(post_hoc, seed) or MaxSoftmax()
+    th = np.ones(n_val, dtype=bool)
+    if getattr(cf, "requires_fit", False):
+        cal = rng.random(n_val) < calibration_fraction
+        cf.fit(vs.take(np.flatnonzero(cal)), dataset.y[val][cal])
+        th = ~cal
+    vp, vc = cf.confidence(vs)
+    cert = certify_thresholds(
+        vp[th], vc[th], dataset.y[val][th], n_classes=dataset.n_classes, epsilon=epsilon, delta=delta
+    )
+    pp, pc = cf.confidence(ps)
+    acc = cert.accept(pp, pc)
+    correct = pp == dataset.y[pool]
+    return {
+        "post_hoc": post_hoc,
+        "confidence": pc,
+        "correct": correct,
+        "threshold": float(cert.thresholds[0]),
+        "coverage": float(acc.mean()),
+        "error": float((~correct[acc]).mean()) if acc.any() else 0.0,
+        "accuracy": float(correct.mean()),
+    }
+
+
+def plot_score_density(rounds: Sequence[dict[str, Any]], path: Path, *, title: str = "") -> None:
+    """Density of pool scores for correct vs incorrect predictions, auto-labeling region shaded,
+    one panel per confidence function (the slides' figure)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from scipy.stats import gaussian_kde
+
+    fig, axes = plt.subplots(1, len(rounds), figsize=(4.2 * len(rounds), 3.4), squeeze=False)
+    for ax, r in zip(axes[0], rounds):
+        c, ok = r["confidence"], r["correct"]
+        lo, hi = float(c.min()), float(c.max())
+        grid = np.linspace(lo, hi if hi > lo else lo + 1e-6, 400)
+        for mask, label, color in ((ok, "correct", "tab:blue"), (~ok, "incorrect", "tab:red")):
+            vals = c[mask]
+            if vals.size >= 2 and np.ptp(vals) > 0:
+                dens = gaussian_kde(vals)(grid) * vals.size / c.size
+                ax.plot(grid, dens, color=color, label=f"{label} ({vals.size})")
+                ax.fill_between(grid, dens, color=color, alpha=0.2)
+        if np.isfinite(r["threshold"]):
+            ax.axvspan(r["threshold"], hi, color="green", alpha=0.12, label="auto-labeling region")
+        ax.set(
+            title=f"{r['post_hoc']}: cov {100 * r['coverage']:.1f}%, err {100 * r['error']:.1f}%",
+            xlabel="confidence score",
+        )
+        ax.legend(fontsize=7)
+    axes[0][0].set_ylabel("density (scaled by share)")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    _atomic_save(Path(path), lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
+    plt.close(fig)
