@@ -15,14 +15,13 @@ round with the best validation accuracy, beside fully supervised and self-traini
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
+from labelsieve._atomic import atomic_write_bytes
 from labelsieve._validation import check_finite_2d, check_interval, check_positive_int
 from labelsieve.active.base import QueryState
 from labelsieve.active.influence import LogisticInfluence, fit_softmax_regression, validation_loss
@@ -254,20 +253,6 @@ def format_table(table, *, title: str) -> str:
             ours = f"{row.mean:.2f} ± {row.std:.2f}"
         lines.append(f"{row.method:<18}{ours:>16}{ptxt:>10}")
     return "\n".join(lines)
-
-
-def atomic_write_bytes(path: str, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temp file in the same directory and ``os.replace``."""
-    d = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=d, prefix=".tmp-", suffix=os.path.basename(path))
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def plot_rounds(results, path: str, *, title: str = "") -> None:

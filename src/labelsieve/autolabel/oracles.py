@@ -10,8 +10,6 @@
 from __future__ import annotations
 
 import csv
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -19,6 +17,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 import pandas as pd
 
+from labelsieve._atomic import atomic_write_text
 from labelsieve._validation import check_interval
 from labelsieve.data.dataset import UNLABELED, Dataset
 from labelsieve.errors import InputError, LabelsieveError
@@ -40,20 +39,6 @@ class Oracle(Protocol):
     def ask(self, ids: np.ndarray) -> np.ndarray:
         """Label codes for ``ids`` (same order)."""
         ...
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file in the same folder and ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", newline="") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class SimulatedOracle:

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from labelsieve._atomic import atomic_write
 from labelsieve.errors import InputError
 
 #: First data line of a CSV with a header (pandas position 0 is file line 2).
@@ -49,22 +47,6 @@ def read_accuracies_csv(path: str | Path) -> pd.Series:
     return pd.Series(values, index=df["worker"].to_numpy(), name="accuracy")
 
 
-def atomic_write(path: str | Path, write: Callable[[str], None]) -> Path:
-    """Call ``write(tmp_path)`` on a temporary file in the target directory, then ``os.replace`` it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
-
-
 def write_csv_atomic(df: pd.DataFrame, path: str | Path) -> Path:
     """Write ``df`` (no index) to ``path`` atomically."""
-    return atomic_write(path, lambda tmp: df.to_csv(tmp, index=False))
+    return atomic_write(path, lambda fh: df.to_csv(fh, index=False))

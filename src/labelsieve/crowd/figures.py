@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from labelsieve.crowd._io import atomic_write
+from labelsieve._atomic import atomic_write
 from labelsieve.crowd.simulator import METHODS
 
 _COLORS = {"MV": "tab:blue", "WMV": "tab:orange", "SV": "tab:green", "GTX": "tab:red"}
@@ -16,7 +16,7 @@ _COLORS = {"MV": "tab:blue", "WMV": "tab:orange", "SV": "tab:green", "GTX": "tab
 def _save(fig, path: str | Path) -> Path:  # type: ignore[no-untyped-def]
     import matplotlib.pyplot as plt
 
-    out = atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight"))
+    out = atomic_write(path, lambda fh: fig.savefig(fh, format="png", dpi=120, bbox_inches="tight"), binary=True)
     plt.close(fig)
     return out
 

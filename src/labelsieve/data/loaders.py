@@ -241,12 +241,13 @@ def load_table(
     if not feature_cols and text_column is None:
         raise InputError(f"{where}: no numeric feature columns (columns: {list(df.columns)}).")
     X = df[feature_cols].to_numpy(dtype=np.float64) if feature_cols else np.zeros((len(df), 0))
-    bad = ~np.isfinite(X)
+    # pools are float32: a finite value beyond its range would silently become inf
+    bad = ~np.isfinite(X) | (np.abs(X) > np.finfo(np.float32).max)
     if bad.any():
         r, c = np.argwhere(bad)[0]
+        what = "NaN/missing or inf" if not np.isfinite(X[r, c]) else "beyond the float32 range"
         raise InputError(
-            f"{where}: feature {feature_cols[c]!r} is {X[r, c]} (NaN/missing or inf) at row {r} "
-            f"(id {ids[r]!r})."
+            f"{where}: feature {feature_cols[c]!r} is {X[r, c]} ({what}) at row {r} (id {ids[r]!r})."
         )
 
     y = None

@@ -8,12 +8,12 @@ written atomically (temporary file in the target directory, then ``os.replace``)
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from labelsieve._atomic import atomic_write
 from labelsieve.errors import InputError
 from labelsieve.metrics.core import _conf_correct, reliability_curve
 
@@ -31,18 +31,7 @@ def _new_figure(width: float, height: float, ncols: int = 1):
 
 
 def _save_atomic(fig: Any, path: str | os.PathLike[str]) -> Path:
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fig.savefig(fh, format="png")
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return target
+    return atomic_write(path, lambda fh: fig.savefig(fh, format="png"), binary=True)
 
 
 def plot_rounds(history: Any, path: str | os.PathLike[str], *, epsilon: float | None = None) -> Path:
