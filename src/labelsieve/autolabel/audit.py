@@ -30,7 +30,7 @@ from labelsieve.models import make_model
 SETTINGS = {"U(0.6,0.9)": (0.6, 0.9), "U(0.8,1.0)": (0.8, 1.0)}
 
 
-def naive_certifier(*args: Any, label_confidence: Any = None, **kw: Any):
+def naive_certifier(*args: Any, label_confidence: Any = None, error_probability: Any = None, **kw: Any):
     """Certify on the aggregated labels as if they were the truth (ignores their posteriors)."""
     return certify_thresholds(*args, **kw)
 
@@ -75,6 +75,8 @@ def audit_seed(
     gold_size: int = 400,
     difficulty: float = 0.75,
     model: str = "logreg",
+    scope: str = "global",
+    delta_schedule: str = "geometric",
 ) -> list[dict[str, Any]]:
     """One seed: the noise-aware run and the naive run on the same crowd (same draws)."""
     rows = []
@@ -86,7 +88,8 @@ def audit_seed(
                              gold_size=gold_size, delta_accuracy=delta_accuracy, difficulty=difficulty,
                              random_state=seed)
         res = TBAL(model=make_model(model, n_classes=ds.n_classes, random_state=seed), epsilon=epsilon, delta=d,
-                   budget=budget, rounds=rounds, certifier=cert, random_state=seed).run(ds, oracle)
+                   budget=budget, rounds=rounds, scope=scope, delta_schedule=delta_schedule, certifier=cert,
+                   random_state=seed).run(ds, oracle)
         hidden, invented = _mechanism(res, ds, oracle)
         s = oracle.summary()
         rows.append({"dataset": ds.name, "setting": setting, "method": method, "seed": seed, **_tbal_row(res, ds),
@@ -137,10 +140,11 @@ def summarize_audit(runs: pd.DataFrame, epsilon: float) -> pd.DataFrame:
 
 
 def format_audit(summary: pd.DataFrame, epsilon: float, delta: float) -> str:
-    lines = [(f"{'dataset':<9}{'labelers':<12}{'method':<13}{'seeds':>6}{'err>eps':>9}{'coverage':>17}"
+    w = max([9, *(len(str(d)) + 1 for d in summary.dataset)])
+    lines = [(f"{'dataset':<{w}}{'labelers':<12}{'method':<13}{'seeds':>6}{'err>eps':>9}{'coverage':>17}"
              f"{'true err':>10}{'max err':>9}{'crowd err':>10}{'ans/item':>9}{'hidden':>8}{'invented':>9}")]
     for _, r in summary.iterrows():
-        lines.append(f"{r.dataset:<9}{r.setting:<12}{r.method:<13}{int(r.seeds):>6}{r.violation_rate:>9.3f}"
+        lines.append(f"{r.dataset:<{w}}{r.setting:<12}{r.method:<13}{int(r.seeds):>6}{r.violation_rate:>9.3f}"
                      f"{r.coverage:>10.3f} ± {r.coverage_sd:.3f}{r.true_error_mean:>10.4f}{r.true_error_max:>9.4f}"
                      f"{r.crowd_label_error:>10.4f}{r.answers_per_item:>9.2f}{r.hidden_errors:>8.1f}"
                      f"{r.invented_errors:>9.1f}")
@@ -180,14 +184,16 @@ def cost_seed(
     gold_size: int = 400,
     difficulty: float = 0.75,
     model: str = "logreg",
+    scope: str = "global",
+    delta_schedule: str = "geometric",
 ) -> list[dict[str, Any]]:
     """One seed of the three label sources at the same total cost (gold answers come from earlier
     tasks and are not charged)."""
     rows = []
     mk = lambda: make_model(model, n_classes=ds.n_classes, random_state=seed)
     n_expert = min(int(total_cost // expert_cost), len(ds) - 1)
-    res = TBAL(model=mk(), epsilon=epsilon, delta=delta, budget=n_expert, rounds=rounds,
-               random_state=seed).run(ds, SimulatedOracle(ds, random_state=seed))
+    tb = {"rounds": rounds, "scope": scope, "delta_schedule": delta_schedule, "random_state": seed}
+    res = TBAL(model=mk(), epsilon=epsilon, delta=delta, budget=n_expert, **tb).run(ds, SimulatedOracle(ds, random_state=seed))
     rows.append({"source": "(a) expert labels", "items": n_expert, "cost": n_expert * expert_cost,
                  **_tbal_row(res, ds)})
     common = {"accuracy_range": SETTINGS[setting], "gold_size": gold_size, "delta_accuracy": delta_accuracy,
@@ -197,8 +203,8 @@ def cost_seed(
         apl = _pilot_answers_per_item(ds, ref, seed, **common, **kw)
         items = min(int(total_cost / (crowd_cost * apl)), len(ds) - 1)
         oracle = CrowdOracle(ds, reference=ref, random_state=seed, **common, **kw)
-        res = TBAL(model=mk(), epsilon=epsilon, delta=delta - delta_accuracy, budget=items, rounds=rounds,
-                   certifier=NoiseAwareCertifier(), random_state=seed).run(ds, oracle)
+        res = TBAL(model=mk(), epsilon=epsilon, delta=delta - delta_accuracy, budget=items,
+                   certifier=NoiseAwareCertifier(), **tb).run(ds, oracle)
         rows.append({"source": name, "items": items, "cost": oracle.answers_spent * crowd_cost, **_tbal_row(res, ds)})
     for r in rows:
         r.update({"dataset": ds.name, "setting": setting, "seed": seed})
@@ -245,10 +251,11 @@ def summarize_cost(runs: pd.DataFrame, epsilon: float) -> pd.DataFrame:
 
 
 def format_cost(summary: pd.DataFrame) -> str:
-    lines = [(f"{'dataset':<9}{'labelers':<12}{'source':<29}{'seeds':>6}{'items':>7}{'cost':>8}{'coverage':>10}"
+    w = max([9, *(len(str(d)) + 1 for d in summary.dataset)])
+    lines = [(f"{'dataset':<{w}}{'labelers':<12}{'source':<29}{'seeds':>6}{'items':>7}{'cost':>8}{'coverage':>10}"
              f"{'true err':>10}{'err>eps':>9}{'cost/auto':>10}")]
     for _, r in summary.iterrows():
-        lines.append(f"{r.dataset:<9}{r.setting:<12}{r.source:<29}{int(r.seeds):>6}{r.items_labeled:>7.0f}"
+        lines.append(f"{r.dataset:<{w}}{r.setting:<12}{r.source:<29}{int(r.seeds):>6}{r.items_labeled:>7.0f}"
                      f"{r.cost:>8.0f}{r.coverage:>10.3f}{r.true_error:>10.4f}{r.violation_rate:>9.3f}"
                      f"{r.cost_per_auto_label:>10.2f}")
     return "\n".join(lines)

@@ -264,6 +264,7 @@ class CrowdOracle:
         self._pos = {i: p for p, i in enumerate(ds.ids)}
         self.label_ = np.full(n, UNLABELED, dtype=np.int64)
         self.confidence_ = np.full(n, np.nan)
+        self.min_posterior_ = np.full((n, k), np.nan)
         self.n_answers_ = np.zeros(n, dtype=np.int64)
         self._ready = True
 
@@ -295,13 +296,16 @@ class CrowdOracle:
 
         post = gtx_posterior(task, label, self.acc_mean_[worker], self._log_prior, len(pos))
         given = post.argmax(axis=1)
-        if self.conservative:
-            q = conservative_label_confidence(task, label, worker, given, self.acc_lower_, self.acc_upper_,
-                                              self._log_prior)
+        k = self.dataset.n_classes
+        if self.conservative:  # smallest posterior of every class over the accuracy box (loop over classes)
+            low = np.stack([conservative_label_confidence(task, label, worker, np.full(len(pos), c), self.acc_lower_,
+                                                          self.acc_upper_, self._log_prior) for c in range(k)], axis=1)
         else:
-            q = post[np.arange(len(pos)), given]
+            low = post
+        q = low[np.arange(len(pos)), given]
         self.label_[pos] = given
         self.confidence_[pos] = q
+        self.min_posterior_[pos] = low
         self.n_answers_[pos] = n_lab
 
     def _uncertainty_collect(self, pos: np.ndarray, ans: np.ndarray, order: np.ndarray) -> np.ndarray:
@@ -338,6 +342,23 @@ class CrowdOracle:
         if missing.any():
             raise InputError(f"item {ids[int(np.flatnonzero(missing)[0])]!r} was never asked; no posterior yet.")
         return self.confidence_[pos].copy()
+
+    def prediction_error_probability(self, ids: np.ndarray, predicted: np.ndarray) -> np.ndarray:
+        """Upper bound of P(true label != predicted | answers): 1 - the smallest posterior of the
+        predicted class over the accuracy limits (exact for ``conservative=False``).
+
+        Where the prediction agrees with the aggregated label this is ``1 - label_confidence``;
+        where it disagrees it is below 1 (the noise-aware certifier otherwise counts 1).
+        """
+        self._setup()
+        pos = self._positions(ids)
+        pred = np.asarray(predicted, dtype=np.int64)
+        if pred.shape != pos.shape:
+            raise InputError(f"predicted must have shape {pos.shape}; got {pred.shape}.")
+        missing = self.label_[pos] == UNLABELED
+        if missing.any():
+            raise InputError(f"item {ids[int(np.flatnonzero(missing)[0])]!r} was never asked; no posterior yet.")
+        return np.clip(1.0 - self.min_posterior_[pos, pred], 0.0, 1.0)
 
     # ------------------------------------------------------------------ cost
     @property

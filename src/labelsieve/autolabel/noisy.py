@@ -336,6 +336,7 @@ def certify_thresholds_noisy(
     label_posterior: np.ndarray | None = None,
     label_share: float = DEFAULT_LABEL_SHARE,
     min_errors: int = DEFAULT_MIN_ERRORS,
+    error_probability: np.ndarray | None = None,
 ) -> Certificate:
     """Thresholds certified against the *true* labels when the validation labels are noisy.
 
@@ -351,6 +352,10 @@ def certify_thresholds_noisy(
     label_posterior : float array (n, n_classes), optional
         Full posterior; used instead of ``label_confidence`` when given (tighter where the
         prediction disagrees with the given label).
+    error_probability : float array (n,), optional
+        Upper bounds of P(true label != prediction | crowd labels), e.g.
+        ``CrowdOracle.prediction_error_probability``; used instead of the two above when given
+        (tighter than "a disagreement is a certain error").
     label_share : float in (0, 1)
         Share of each test's delta spent on label uncertainty (the Poisson-binomial quantile); the
         rest goes to the binomial bound. Spent only when some label is uncertain.
@@ -394,7 +399,12 @@ def certify_thresholds_noisy(
     if not np.isfinite(conf).all():
         r = int(np.flatnonzero(~np.isfinite(conf))[0])
         raise InputError(f"confidence[{r}] = {conf[r]} is not finite.")
-    p = error_probabilities(pred, y, label_confidence, n_classes=n_classes, label_posterior=label_posterior)
+    if error_probability is not None:
+        p = _check_probs(error_probability, "error_probability")
+        if p.shape != pred.shape:
+            raise InputError(f"error_probability must have shape {pred.shape}; got {p.shape}.")
+    else:
+        p = error_probabilities(pred, y, label_confidence, n_classes=n_classes, label_posterior=label_posterior)
     uncertain = bool(((p > CERTAIN_TOL) & (p < 1.0 - CERTAIN_TOL)).any())
     d = delta if scope == "global" else delta / n_classes
     d_s, d_l = split_delta(d, label_share, uncertain)

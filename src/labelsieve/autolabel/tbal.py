@@ -139,7 +139,9 @@ class TBAL:
     certifier : callable, optional
         Replaces :func:`certify_thresholds` (same keyword arguments). When the oracle has a
         ``label_confidence(ids)`` method (P(true label == given label), e.g. a crowd posterior), the
-        loop passes ``label_confidence=`` for the validation points, and the certifier must use it.
+        loop passes ``label_confidence=`` for the validation points, and the certifier must use it;
+        if it also has ``prediction_error_probability(ids, predicted)``, a custom certifier gets
+        ``error_probability=`` (upper bounds of P(true label != prediction)) as well.
     random_state : int, optional
     progress : bool
         Show a progress bar over rounds.
@@ -289,6 +291,11 @@ class TBAL:
             label_conf = getattr(oracle, "label_confidence", None)
             if label_conf is not None:
                 extra["label_confidence"] = np.asarray(label_conf(dataset.ids[act[th_sel]]), dtype=np.float64)
+            err_prob = getattr(oracle, "prediction_error_probability", None)
+            if err_prob is not None and self.certifier is not None:  # P(true label != prediction), a bound
+                extra["error_probability"] = np.asarray(
+                    err_prob(dataset.ids[act[th_sel]], v_pred[th_sel]), dtype=np.float64
+                )
             cert = (self.certifier or certify_thresholds)(
                 v_pred[th_sel],
                 v_conf[th_sel],

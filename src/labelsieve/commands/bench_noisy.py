@@ -26,6 +26,9 @@ def register(sub: Any, bench: Any) -> None:
     p.add_argument("--kappa", type=int, default=7)
     p.add_argument("--gold-size", type=int, default=400, help="gold answers per labeler (from earlier tasks)")
     p.add_argument("--difficulty", type=float, default=0.75, help="item-difficulty strength (0: plain one-coin)")
+    p.add_argument("--scope", choices=["global", "per-class"], default="global")
+    p.add_argument("--delta-schedule", choices=["geometric", "uniform", "last"], default="geometric",
+                   help="TBAL's split of delta over rounds (default geometric, as `labelsieve run`)")
     p.add_argument("--total-cost", type=float, default=4000.0, help="cost table: budget in crowd-answer units")
     p.add_argument("--expert-cost", type=float, default=10.0, help="price of an expert label")
     p.add_argument("--crowd-cost", type=float, default=1.0, help="price of one crowd answer")
@@ -62,13 +65,14 @@ def _bench(args: argparse.Namespace) -> int:
     ref = reference_probabilities(ds, random_state=0)
     common = {"epsilon": args.epsilon, "delta": args.delta, "delta_accuracy": args.delta_accuracy,
               "rounds": args.rounds, "tau": args.tau, "kappa": args.kappa, "gold_size": args.gold_size,
-              "difficulty": args.difficulty}
+              "difficulty": args.difficulty, "scope": args.scope, "delta_schedule": args.delta_schedule}
     settings = tuple(dict.fromkeys(args.settings))
     runs = audit_runs(ds, seeds=args.seeds, settings=settings, n_jobs=args.jobs, progress=True, reference=ref,
                       budget=args.budget, **common)
     audit = summarize_audit(runs, args.epsilon)
     print(f"Audit: TBAL on {ds.name} validated on GTX crowd labels (tau={args.tau}, kappa={args.kappa}, "
-          f"{args.budget} items, {args.rounds} rounds, item difficulty {args.difficulty}), {args.seeds} seeds")
+          f"{args.budget} items, {args.rounds} rounds ({args.delta_schedule}), {args.scope} scope, item difficulty "
+          f"{args.difficulty}), {args.seeds} seeds")
     print(format_audit(audit, args.epsilon, args.delta))
     cost = None
     if args.cost_seeds:

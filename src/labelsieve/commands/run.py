@@ -24,9 +24,10 @@ def register(sub: Any, bench: Any) -> None:
     )
     p.add_argument(
         "--oracle",
-        choices=["simulated", "file", "app"],
+        choices=["simulated", "file", "app", "crowd"],
         default=None,
-        help="who answers: simulated (ground truth; default), file (CSV round trips), app (project: the web app)",
+        help="who answers: simulated (ground truth; default), file (CSV round trips), app (project: the web app), "
+        "crowd (simulated labelers aggregated by GTX; certified against the true labels by the noise-aware bound)",
     )
     p.add_argument("--noise", type=float, default=0.0, help="simulated oracle's label-noise rate")
     p.add_argument("--scope", choices=["global", "per-class"], default="global")
@@ -47,6 +48,23 @@ def register(sub: Any, bench: Any) -> None:
     p.add_argument("--delta-schedule", choices=["uniform", "geometric", "last"], default="geometric")
     p.add_argument("--label-column", default="label")
     p.add_argument("--id-column", default="id")
+    g = p.add_argument_group("crowd oracle (--oracle crowd)")
+    g.add_argument("--crowd-accuracy", default="0.6,0.9", help="labeler accuracies ~ U(low,high) (default 0.6,0.9)")
+    g.add_argument("--crowd-table", help="CSV with columns labeler,accuracy: your own labelers instead of drawing")
+    g.add_argument("--crowd-workers", type=int, default=10, help="labelers in the pool (default 10)")
+    g.add_argument("--crowd-strategy", choices=["threshold", "uncertainty"], default="threshold",
+                   help="GTX collection: confidence threshold (tau, kappa) or uncertainty sampling")
+    g.add_argument("--tau", type=float, default=0.999, help="stop asking once the GTX posterior reaches tau")
+    g.add_argument("--kappa", type=int, default=7, help="at most this many answers per item")
+    g.add_argument("--answers-per-item", type=float, default=3.0, help="uncertainty strategy: answers per item")
+    g.add_argument("--gold-size", type=int, default=200, help="gold items every labeler answers (accuracies)")
+    g.add_argument("--delta-accuracy", type=float, default=0.01,
+                   help="share of --delta spent on the labelers' accuracy limits (default 0.01)")
+    g.add_argument("--difficulty", type=float, default=0.75, help="item difficulty shared with the model (0: none)")
+    g.add_argument("--expert-cost", type=float, default=10.0, help="price of an expert label (default 10)")
+    g.add_argument("--crowd-cost", type=float, default=1.0, help="price of one crowd answer (default 1)")
+    g.add_argument("--no-expert-comparison", action="store_true",
+                   help="skip the simulated expert run at the same cost reported in metrics.json")
     p.add_argument("--resume", action="store_true", help="continue the run stored in --out")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_run)
@@ -60,6 +78,8 @@ def _run(args: argparse.Namespace) -> int:
     if args.project:
         from labelsieve.commands.project import _project_run
 
+        if args.oracle == "crowd":
+            raise InputError("--oracle crowd is for run directories (--out); a project's crowd answers in the web app")
         if args.oracle == "file":
             raise InputError("--oracle file is for run directories; a project's humans answer in the web app (--oracle app)")
         args.dir, args.new = args.project, False
@@ -91,6 +111,19 @@ def _run(args: argparse.Namespace) -> int:
             delta_schedule=args.delta_schedule,
             label_column=args.label_column,
             id_column=args.id_column,
+            crowd_accuracy=args.crowd_accuracy,
+            crowd_table=args.crowd_table,
+            n_workers=args.crowd_workers,
+            crowd_strategy=args.crowd_strategy,
+            tau=args.tau,
+            kappa=args.kappa,
+            answers_per_item=args.answers_per_item,
+            gold_size=args.gold_size,
+            delta_accuracy=args.delta_accuracy,
+            difficulty=args.difficulty,
+            expert_cost=args.expert_cost,
+            crowd_cost=args.crowd_cost,
+            compare_expert=not args.no_expert_comparison,
         )
     try:
         result = run_in_directory(cfg, args.out, resume=args.resume, progress=not args.no_progress)

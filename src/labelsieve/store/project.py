@@ -263,17 +263,115 @@ def import_labels(project: Project, path: str | Path, *, who: str = "import") ->
 
 
 # ---------------------------------------------------------------------------------------- export
+#: ``p_wrong_basis`` of exported labels (where each label's probability of being wrong comes from)
+BASIS_AUTO = "epsilon: guaranteed bound on the auto-label error rate"
+BASIS_AUTO_HEURISTIC = "epsilon: target of a heuristic bound (no guarantee)"
+BASIS_POSTERIOR = "1 - aggregate posterior"
+BASIS_STATED = "1 - stated confidence"
+BASIS_NOISE = "simulated oracle's noise rate"
+BASIS_EXPERT = "human label, assumed correct"
+BASIS_NONE = "no estimate"
+
+
+def _run_configs(project: Project, seqs: Sequence[int]) -> tuple[dict[int, int], dict[int, dict[str, Any]]]:
+    """event seq -> run id, and run id -> its configuration (for the events ``seqs``)."""
+    import sqlalchemy as sa
+
+    from labelsieve.store import schema as S
+
+    seqs = [int(q) for q in seqs]
+    run_of: dict[int, int] = {}
+    cfgs: dict[int, dict[str, Any]] = {}
+    if not seqs:
+        return run_of, cfgs
+    with project.store.read() as c:
+        for lo in range(0, len(seqs), 500):  # chunks keep the IN list small
+            rows = c.execute(sa.select(S.events.c.seq, S.events.c.run_id).where(
+                S.events.c.seq.in_(seqs[lo:lo + 500]), S.events.c.run_id.is_not(None))).fetchall()
+            run_of.update({int(a): int(b) for a, b in rows})
+        ids = sorted(set(run_of.values()))
+        if ids:
+            for rid, cfg in c.execute(sa.select(S.runs.c.id, S.runs.c.config).where(S.runs.c.id.in_(ids))):
+                try:
+                    cfgs[int(rid)] = json.loads(cfg)
+                except json.JSONDecodeError:
+                    cfgs[int(rid)] = {}
+    return run_of, cfgs
+
+
+def label_error_probabilities(project: Project, current: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Each current label's estimated probability of being wrong, and where it comes from.
+
+    ``current`` is :meth:`Store.current_labels` (columns source, confidence, seq). Auto-labels of a
+    TBAL run: its epsilon, the guaranteed upper bound of the auto-labeling rule's error *rate*
+    (a heuristic target if the run's bound is not a guarantee). Aggregated crowd labels: 1 - the
+    aggregate's posterior of the label. Other human labels: 1 - their stated confidence, the
+    simulated oracle's noise rate in a simulated run, else 0 (assumed correct). Labels with no
+    basis (e.g. salutary labels, auto-labels outside a run) get NaN.
+    """
+    from labelsieve.autolabel.certify import GUARANTEED_BOUNDS
+
+    n = len(current)
+    p = np.full(n, np.nan)
+    basis = np.full(n, BASIS_NONE, dtype=object)
+    if n == 0:
+        return p, basis
+    src = current["source"].to_numpy(dtype=object)
+    conf = pd.to_numeric(current["confidence"], errors="coerce").to_numpy(dtype=np.float64)
+    seq = current["seq"].to_numpy(dtype=np.int64)
+    run_of, cfgs = _run_configs(project, seq[np.isin(src, ["auto", "human"])].tolist())
+    cfg = [cfgs.get(run_of.get(int(q), -1), {}) for q in seq]
+    eps = np.array([c.get("epsilon", np.nan) for c in cfg], dtype=np.float64)
+    guaranteed = np.array([c.get("bound", "clopper-pearson") in GUARANTEED_BOUNDS for c in cfg])
+    noise = np.array([c.get("noise", 0.0) if c.get("oracle") == "simulated" else 0.0 for c in cfg], dtype=np.float64)
+    has_conf = np.isfinite(conf)
+    auto = (src == "auto") & np.isfinite(eps)
+    p[auto] = eps[auto]
+    basis[auto] = np.where(guaranteed[auto], BASIS_AUTO, BASIS_AUTO_HEURISTIC)
+    agg = (src == "aggregate") & has_conf
+    p[agg], basis[agg] = 1.0 - conf[agg], BASIS_POSTERIOR
+    human = np.isin(src, ["human", "import", "review", "aggregate"]) & ~agg
+    stated = human & has_conf
+    p[stated], basis[stated] = 1.0 - conf[stated], BASIS_STATED
+    noisy = human & ~has_conf & (noise > 0)
+    p[noisy], basis[noisy] = noise[noisy], BASIS_NOISE
+    expert = human & ~has_conf & ~(noise > 0)
+    p[expert], basis[expert] = 0.0, BASIS_EXPERT
+    return np.clip(p, 0.0, 1.0), basis
+
+
+def wrong_label_summary(project: Project, *, delta: float = 0.05) -> dict[str, Any]:
+    """Expected number of wrong labels among the current labels and its 1 - delta upper bound.
+
+    Labels without an estimate (``p_wrong`` NaN) are counted apart and left out of the bound.
+    """
+    from labelsieve.autolabel.noisy import expected_wrong_labels
+
+    cur = project.store.current_labels()
+    p, _ = label_error_probabilities(project, cur)
+    known = np.isfinite(p)
+    s = expected_wrong_labels(p[known], delta=delta)
+    return {"n_labels": len(p), "n_without_estimate": int((~known).sum()), "expected": s.expected,
+            "upper": s.upper, "delta": delta, "statement": s.describe()
+            + (f" ({int((~known).sum())} labels without an estimate left out)" if (~known).any() else "")
+            + "; auto-labels count at epsilon, their rule's guaranteed error-rate bound, which itself holds with "
+            "probability >= 1 - the run's delta"}
+
+
 def export_labels(project: Project, fmt: str, out: str | Path, *, include_unlabeled: bool = False) -> int:
     """Write the current labels (with provenance) to ``out``; returns the number of rows.
 
-    ``csv``/``parquet``/``jsonl``: columns id, label, source, who, confidence, round, event.
+    ``csv``/``parquet``/``jsonl``: columns id, label, source, who, confidence, round, event, p_wrong,
+    p_wrong_basis (see :func:`label_error_probabilities`).
     ``manifest``: one JSON object per line in the style of a SageMaker Ground Truth output manifest.
     """
     if fmt not in EXPORT_FORMATS:
         raise InputError(f"export format must be one of {list(EXPORT_FORMATS)}; got {fmt!r}")
     out = Path(out)
     cur = project.store.current_labels()
+    p_wrong, basis = label_error_probabilities(project, cur)
     table = cur.rename(columns={"seq": "event"})[["id", "label", "source", "who", "confidence", "round", "event"]]
+    table = table.assign(p_wrong=p_wrong, p_wrong_basis=basis)
     if include_unlabeled:
         items = project.store.items(("pos", "id"))
         table = items[["id"]].merge(table, on="id", how="left")
@@ -316,6 +414,8 @@ def _manifest(project: Project, table: pd.DataFrame) -> str:
                 "labelsieve-source": r.source,
                 "labelsieve-who": r.who,
                 "labelsieve-event": int(r.event),
+                "labelsieve-p-wrong": None if pd.isna(r.p_wrong) else float(r.p_wrong),
+                "labelsieve-p-wrong-basis": r.p_wrong_basis,
             }
         lines.append(json.dumps(obj))
     return "\n".join(lines) + ("\n" if lines else "")
