@@ -191,7 +191,7 @@ def test_per_class_reports_classes_without_threshold(tmp_path, capsys):
     m = json.loads((out / "metrics.json").read_text())
     # 40 validation points over 10 classes cannot certify any class: each one says why
     assert len(m["no_threshold_reasons"]) == 10 and m["coverage"] == 0.0
-    assert "no threshold for class" in stdout
+    assert "no threshold for class" in stdout  # per-class scope names each class
 
 
 def test_readme_commands_and_ci_agree():
@@ -201,3 +201,37 @@ def test_readme_commands_and_ci_agree():
     blocks = [line for line in readme[:12] if line.startswith("pip install")]
     assert len(blocks) == 2 and "labelsieve run --dataset digits" in blocks[0]
     assert blocks[1] in ci  # CI runs exactly README's test command
+
+
+def test_unlabeled_pool_runs_with_declared_classes_and_the_file_oracle(tmp_path, capsys):
+    csv = tmp_path / "pool.csv"
+    rng = np.random.default_rng(0)
+    pd.DataFrame({"id": [f"u{i}" for i in range(100)], "f1": rng.normal(size=100)}).to_csv(csv, index=False)
+    out = tmp_path / "o"
+    args = ["run", "--dataset", str(csv), "--oracle", "file", "--classes", "cat,dog", "--budget", "20"]
+    rc, stdout, _ = _run(args + ["--out", str(out), "--no-progress"], capsys)
+    assert rc == 0 and "waiting for human labels" in stdout
+    ids = pd.read_csv(out / "queries" / "request-001.csv", dtype=str).id
+    pd.DataFrame({"id": ids, "label": "zebra"}).to_csv(out / "answers" / "request-001.csv", index=False)
+    rc, _, err = _run(["run", "--resume", "--out", str(out), "--no-progress"], capsys)
+    assert rc == 2 and "unknown class 'zebra'" in err and "['cat', 'dog']" in err
+
+
+def test_resume_refuses_flags_that_contradict_the_stored_run(tmp_path, capsys):
+    out = tmp_path / "r"
+    assert _run(BASE + ["--dataset", "breast-cancer", "--budget", "100", "--out", str(out)], capsys)[0] == 0
+    before = (out / "metrics.json").read_bytes()
+    rc, _, err = _run(["run", "--resume", "--out", str(out), "--epsilon", "0.2"], capsys)
+    assert rc == 2 and "epsilon: stored 0.1, given 0.2" in err
+    # the same values as stored are fine, and resuming a finished run reproduces it
+    assert _run(["run", "--resume", "--out", str(out), "--epsilon", "0.1", "--no-progress"], capsys)[0] == 0
+    assert (out / "metrics.json").read_bytes() == before
+
+
+def test_simulated_label_noise_is_not_certified_as_clean(tmp_path, capsys):
+    out = tmp_path / "n"
+    assert _run(BASE + ["--dataset", "breast-cancer", "--budget", "200", "--noise", "0.1", "--out", str(out)], capsys)[0] == 0
+    m = json.loads((out / "metrics.json").read_text())
+    assert "noise-aware" in m["bound_statement"]
+    labels = pd.read_csv(out / "labels.csv")
+    assert np.allclose(labels.loc[labels.source == "human", "p_wrong"], 0.1)

@@ -78,6 +78,14 @@ class SimulatedOracle:
             y[flip] = (y[flip] + self._rng.integers(1, k, flip.sum())) % k
         return y
 
+    def label_confidence(self, ids: np.ndarray) -> np.ndarray:
+        """P(true label == given label) = 1 - noise (symmetric noise; exact for balanced classes)."""
+        return _label_confidence_of_noise(self.noise, len(ids))
+
+
+def _label_confidence_of_noise(noise: float, n: int) -> np.ndarray:
+    return np.full(n, 1.0 - noise)
+
 
 def read_answers(path: Path, ids: Sequence[str], classes: Sequence[str]) -> np.ndarray:
     """Parse an answers CSV (columns ``id,label``) for exactly ``ids``; errors name file and row."""
@@ -179,6 +187,12 @@ class RecordingOracle:
         if self.path.exists():
             df = pd.read_csv(self.path, dtype={"id": str, "label_code": np.int64}, keep_default_na=False)
             self._answers = dict(zip(df["id"], df["label_code"].astype(int), strict=True))
+
+    def __getattr__(self, name: str) -> object:
+        # what the loop may ask of the labels' quality is the inner oracle's to answer
+        if name in ("label_confidence", "prediction_error_probability"):
+            return getattr(self.inner, name)
+        raise AttributeError(name)
 
     @property
     def n_recorded(self) -> int:

@@ -28,6 +28,7 @@ correct), or the simulated oracle's noise rate. ``metrics.json`` sums them in ``
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import shutil
@@ -39,7 +40,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from labelsieve.autolabel.oracles import FileOracle, RecordingOracle, SimulatedOracle, atomic_write_text
+from labelsieve._validation import check_interval, check_positive_int
+from labelsieve.autolabel.oracles import (
+    AwaitingAnswers,
+    FileOracle,
+    RecordingOracle,
+    SimulatedOracle,
+    atomic_write_text,
+)
 from labelsieve.autolabel.tbal import TBAL, TBALResult
 from labelsieve.errors import InputError
 
@@ -70,9 +78,12 @@ class RunConfig:
     bound: str = "clopper-pearson"
     rounds: int = 5
     val_fraction: float = 0.4
-    delta_schedule: str = "geometric"
+    delta_schedule: str = "last"
     label_column: str = "label"
     id_column: str = "id"
+    classes: str | None = None  # comma-separated class names (needed for a pool without labels)
+    labeler: str | None = None  # minilm | hashing | clip:PATH: TBAL on the labeler's embeddings
+    text_column: str = "text"
     # --oracle crowd (simulated labelers aggregated by GTX; ignored by the other oracles)
     crowd_accuracy: str = "0.6,0.9"
     crowd_table: str | None = None
@@ -117,12 +128,18 @@ def build_tbal(cfg: RunConfig, n_classes: int, *, progress: bool) -> TBAL:
     from labelsieve.models import make_model
 
     certifier = None
-    if cfg.oracle == "crowd":
+    if cfg.oracle == "crowd" or (cfg.oracle == "simulated" and cfg.noise > 0):
         from labelsieve.autolabel.noisy import NoiseAwareCertifier
 
         certifier = NoiseAwareCertifier()
+    if cfg.labeler:
+        from labelsieve.labelers import FewShotHead
+
+        model: Any = FewShotHead(n_classes=n_classes)
+    else:
+        model = make_model(cfg.model, n_classes=n_classes, random_state=cfg.seed)
     return TBAL(
-        model=make_model(cfg.model, n_classes=n_classes, random_state=cfg.seed),
+        model=model,
         epsilon=cfg.epsilon,
         delta=tbal_delta(cfg),
         budget=cfg.budget,
@@ -249,11 +266,29 @@ def run_in_directory(
             raise InputError(
                 f"{out} already holds a run; use --resume to continue it or choose another --out."
             )
-    dataset = load_dataset(cfg.dataset, label_column=cfg.label_column, id_column=cfg.id_column, seed=cfg.seed)
+    _check_config(cfg)
+    classes = [c.strip() for c in cfg.classes.split(",")] if cfg.classes else None
+    if cfg.labeler:
+        from labelsieve.data.text import load_pool
+        from labelsieve.labelers import tbal_inputs
+
+        pool = load_pool(
+            cfg.dataset,
+            classes=classes,
+            text_column=cfg.text_column,
+            id_column=cfg.id_column,
+            label_column=cfg.label_column,
+            random_state=cfg.seed,
+        )
+        dataset, _ = tbal_inputs(pool, cfg.labeler, cache_dir=out / "cache", progress=progress)
+    else:
+        dataset = load_dataset(
+            cfg.dataset, label_column=cfg.label_column, id_column=cfg.id_column, classes=classes, seed=cfg.seed
+        )
     tbal = build_tbal(cfg, dataset.n_classes, progress=progress)
     tbal._plan(len(dataset))  # validate every parameter before anything is written
-    if cfg.oracle in ("simulated", "crowd") and not dataset.has_truth:
-        raise InputError(f"{cfg.dataset}: no '{cfg.label_column}' ground truth; use --oracle file.")
+    if cfg.oracle in ("simulated", "crowd"):
+        _require_truth(dataset, cfg)
     if cfg.oracle == "simulated":
         inner: Any = SimulatedOracle(dataset, noise=cfg.noise, random_state=cfg.seed + 1)
     elif cfg.oracle == "file":
@@ -263,13 +298,52 @@ def run_in_directory(
         inner._setup()  # validate the crowd's parameters before anything is written
     else:
         raise InputError(f"unknown oracle {cfg.oracle!r}; choose one of {', '.join(ORACLE_KINDS)}.")
+    created = not cfg_path.exists()
     out.mkdir(parents=True, exist_ok=True)
-    if not cfg_path.exists():
+    if created:
         atomic_write_text(cfg_path, json.dumps(asdict(cfg), indent=2) + "\n")
+    try:
+        return _run_and_write(cfg, out, tbal, dataset, inner)
+    except AwaitingAnswers:
+        raise  # waiting for humans is not a failure: keep the run
+    except Exception:
+        # a run that failed before recording any answer leaves no directory that blocks a retry
+        if created and not (out / "state" / "answers.csv").exists():
+            cfg_path.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                out.rmdir()
+        raise
+
+
+def _check_config(cfg: RunConfig) -> None:
+    """Checks the TBAL object does not do itself (it never sees the oracle or the seed's use here)."""
+    check_interval("noise", cfg.noise, owner="labelsieve run", low=0.0, high=1.0, closed="left")
+    check_positive_int("seed", cfg.seed, owner="labelsieve run", minimum=0)
+
+
+def _require_truth(dataset: Any, cfg: RunConfig) -> None:
+    """A simulated oracle answers from ground truth: every item needs it (name the first that lacks it)."""
+    if not dataset.has_truth:
+        raise InputError(f"{cfg.dataset}: no '{cfg.label_column}' ground truth; use --oracle file.")
+    missing = np.flatnonzero(dataset.y == -1)
+    if len(missing):
+        r = int(missing[0])
+        raise InputError(
+            f"{cfg.dataset}: row {r} (id {dataset.ids[r]!r}) has no '{cfg.label_column}' value, and the "
+            f"{cfg.oracle} oracle answers from ground truth ({len(missing)} items lack it); use --oracle file."
+        )
+
+
+def _run_and_write(cfg: RunConfig, out: Path, tbal: TBAL, dataset: Any, inner: Any) -> TBALResult:
     rec = CrowdRecordingOracle if cfg.oracle == "crowd" else RecordingOracle
     oracle = rec(inner, out / "state" / "answers.csv")
     result = tbal.run(dataset, oracle)
     add_provenance(result, cfg, inner)
+    if cfg.oracle == "simulated" and cfg.noise > 0 and result.metrics["guaranteed"]:
+        result.metrics["bound_statement"] += (
+            f"; validation labels carry simulated noise {cfg.noise:g}: noise-aware bound (Poisson-binomial "
+            "quantile of the true errors given P(label correct) = 1 - noise, exact for balanced classes)"
+        )
     if cfg.oracle == "crowd":
         add_crowd_metrics(result, cfg, inner, dataset)
     else:
@@ -459,7 +533,12 @@ def summary_table(result: TBALResult) -> str:
             f"{int(r['round']):>5} {int(r['n_auto_round']):>11} {int(r['n_auto_total']):>12} "
             f"{r['coverage']:>9.3f} {te:>10} {r['error_bound']:>7.3f} {int(r['human_labels']):>7}"
         )
-    te = "n/a (no ground truth)" if m["auto_label_error"] is None else f"{m['auto_label_error']:.4f}"
+    if m["n_auto_labeled"] == 0:
+        te = "n/a (nothing auto-labeled)"
+    elif m["auto_label_error"] is None:
+        te = "n/a (no ground truth)"
+    else:
+        te = f"{m['auto_label_error']:.4f}"
     lines += [
         "",
         f"coverage            {m['coverage']:.3f} of the pool ({m['coverage_of_unlabeled']:.3f} of the items humans did not label)",
@@ -483,7 +562,7 @@ def summary_table(result: TBALResult) -> str:
             lines.append(f"expert, same cost   {e['items']} expert labels: coverage {e['coverage']:.3f}, "
                          f"{eper} per auto-label (simulated)")
     for k, why in m["no_threshold_reasons"].items():
-        lines.append(f"  no threshold for class {k}: {why}")
+        lines.append(f"  no threshold{' (global)' if k == 'global' else f' for class {k}'}: {why}")
         if len(lines) > 40:
             lines.append("  ...")
             break
