@@ -443,3 +443,43 @@ def test_string_paths_and_embedded_classes_check(tmp_path):
     assert load_dataset(str(p)).classes == ("a", "b")
     with pytest.raises(InputError, match=r"classes= \['b', 'a'\] differ"):
         load_dataset("breast-cancer", classes=["b", "a"])
+
+
+def _write_idx(path, arr):
+    import gzip
+    import struct
+
+    arr = np.asarray(arr, dtype=np.uint8)
+    head = b"\x00\x00\x08" + bytes([arr.ndim]) + struct.pack(f">{arr.ndim}I", *arr.shape)
+    with gzip.open(path, "wb") as fh:
+        fh.write(head + arr.tobytes())
+
+
+def test_fashion_mnist_reads_idx_files_exactly(tmp_path):
+    from labelsieve.data.embedded import load_fashion_mnist
+
+    rng = np.random.default_rng(0)
+    imgs = rng.integers(0, 256, (7, 28, 28))
+    labs = np.array([0, 9, 3, 3, 1, 2, 8])
+    _write_idx(tmp_path / "t10k-images-idx3-ubyte.gz", imgs)
+    _write_idx(tmp_path / "t10k-labels-idx1-ubyte.gz", labs)
+    ds = load_fashion_mnist("test", directory=tmp_path)
+    assert ds.y.tolist() == labs.tolist() and ds.classes[9] == "ankle boot"
+    assert np.array_equal(ds.raw[4], imgs[4]) and np.allclose(ds.X[4], imgs[4].ravel() / 255.0)
+    sub = load_fashion_mnist("test", directory=tmp_path, n=3, random_state=1)
+    assert len(sub) == 3 and set(sub.ids) <= set(ds.ids)
+
+
+def test_fashion_mnist_bad_files_are_named(tmp_path):
+    from labelsieve.data.embedded import load_fashion_mnist
+    from labelsieve.errors import MissingDependencyError
+
+    with pytest.raises(MissingDependencyError, match="apt-get install dataset-fashion-mnist"):
+        load_fashion_mnist("test", directory=tmp_path)
+    _write_idx(tmp_path / "t10k-images-idx3-ubyte.gz", np.zeros((3, 28, 28)))
+    _write_idx(tmp_path / "t10k-labels-idx1-ubyte.gz", np.zeros(2))
+    with pytest.raises(InputError, match="3 images but .* 2 labels"):
+        load_fashion_mnist("test", directory=tmp_path)
+    (tmp_path / "t10k-labels-idx1-ubyte.gz").write_bytes(b"garbage")
+    with pytest.raises(InputError, match="t10k-labels-idx1-ubyte.gz"):
+        load_fashion_mnist("test", directory=tmp_path)

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import gzip
+import os
+import struct
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 
 from labelsieve.data.dataset import Dataset, row_ids
+from labelsieve.errors import InputError, MissingDependencyError
 from labelsieve.data.waveform import make_waveform
 
 
@@ -67,11 +72,75 @@ def load_waveform(n_samples: int = 5000, *, random_state: int | np.random.Genera
     return make_waveform(n_samples, noise=True, random_state=random_state)
 
 
+#: Where Debian's ``dataset-fashion-mnist`` package puts the IDX files.
+FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
+FASHION_MNIST_CLASSES = (
+    "t-shirt/top", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle boot",
+)
+
+
+def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
+    """Read a (gzipped) IDX file of unsigned bytes: images (n, rows, cols) or labels (n,)."""
+    p = Path(path)
+    try:
+        with (gzip.open(p) if p.suffix == ".gz" else open(p, "rb")) as fh:
+            data = fh.read()
+    except (OSError, EOFError) as exc:
+        raise InputError(f"{p}: cannot read IDX file ({exc})") from None
+    if len(data) < 4 or data[:2] != b"\x00\x00" or data[2] != 0x08:
+        raise InputError(f"{p}: not an IDX file of unsigned bytes (magic {data[:4]!r})")
+    ndim = data[3]
+    dims = struct.unpack(f">{ndim}I", data[4 : 4 + 4 * ndim])
+    body = np.frombuffer(data, np.uint8, offset=4 + 4 * ndim)
+    if body.size != int(np.prod(dims)):
+        raise InputError(f"{p}: header says {dims} but holds {body.size} bytes")
+    return body.reshape(dims)
+
+
+def load_fashion_mnist(
+    split: str = "test", *, n: int | None = None, directory: str | os.PathLike[str] = FASHION_MNIST_DIR,
+    random_state: int = 0,
+) -> Dataset:
+    """Fashion-MNIST (Xiao et al. 2017; 60k train / 10k test, 28x28 grey, 10 classes; MIT).
+
+    Read from Debian's ``dataset-fashion-mnist`` package (``apt-get install dataset-fashion-mnist``),
+    nothing downloaded. ``X`` = the 784 pixel intensities scaled to [0, 1]; ``raw`` = the 28x28
+    uint8 images (for display and image labelers). ``n`` takes a seeded random subset.
+    """
+    if split not in ("train", "test"):
+        raise InputError(f"Fashion-MNIST split must be 'train' or 'test'; got {split!r}.")
+    stem = "train" if split == "train" else "t10k"
+    d = Path(directory)
+    img, lab = d / f"{stem}-images-idx3-ubyte.gz", d / f"{stem}-labels-idx1-ubyte.gz"
+    if not img.exists() or not lab.exists():
+        raise MissingDependencyError(
+            f"Fashion-MNIST files not found in {d}: install them with `apt-get install dataset-fashion-mnist`."
+        )
+    images, labels = read_idx(img), read_idx(lab)
+    if len(images) != len(labels):
+        raise InputError(f"{img}: {len(images)} images but {lab.name} has {len(labels)} labels")
+    idx = np.arange(len(labels))
+    if n is not None and n < len(idx):
+        idx = np.sort(np.random.default_rng(random_state).choice(len(idx), n, replace=False))
+    images, labels = images[idx], labels[idx]
+    return Dataset(
+        ids=np.array([f"fmnist-{split}-{i:05d}" for i in idx]),
+        X=(images.reshape(len(idx), -1) / np.float32(255.0)).astype(np.float32),
+        classes=FASHION_MNIST_CLASSES,
+        y=labels.astype(np.int64),
+        raw=list(images),
+        name="fashion-mnist",
+        source=f"{d} ({split})",
+        meta={"image_shape": (28, 28)},
+    )
+
+
 #: Embedded data sets by name; each value is a zero-argument-callable loader.
 EMBEDDED: dict[str, Callable[..., Dataset]] = {
     "digits": load_digits,
     "breast-cancer": load_breast_cancer,
     "waveform": load_waveform,
+    "fashion-mnist": load_fashion_mnist,
 }
 
 
