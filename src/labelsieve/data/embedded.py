@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from labelsieve.data.dataset import Dataset, row_ids
-from labelsieve.errors import InputError, MissingDependencyError
 from labelsieve.data.waveform import make_waveform
+from labelsieve.errors import InputError, MissingDependencyError
 
 
 def load_digits() -> Dataset:
