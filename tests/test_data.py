@@ -127,7 +127,7 @@ def test_load_breast_cancer_fields():
 
 
 def test_embedded_registry_and_load_dataset_dispatch():
-    assert set(EMBEDDED) == {"digits", "breast-cancer", "waveform"}
+    assert set(EMBEDDED) == {"digits", "breast-cancer", "waveform", "fashion-mnist"}
     wf = load_dataset("waveform", seed=3)
     np.testing.assert_array_equal(wf.X, make_waveform(5000, random_state=3).X)
     assert load_dataset("Breast_Cancer").classes == ("malignant", "benign")

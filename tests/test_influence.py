@@ -39,10 +39,10 @@ def _problem(seed: int, n: int = 40, d: int = 3, k: int = 3, shift: float = 1.0)
 def _torch_decrease(X, y, Xv, yv, Xp, W, C, fit_intercept):
     """Independent path: autograd Hessian, autograd per-sample gradients, pseudo-inverse solve."""
     torch = pytest.importorskip("torch", reason="torch is needed for the autograd reference")
-    torch.set_default_dtype(torch.float64)
-    Xa = torch.tensor(augment(X, fit_intercept))
-    Xva = torch.tensor(augment(Xv, fit_intercept))
-    Xpa = torch.tensor(augment(Xp, fit_intercept))
+    # explicit float64 everywhere; never torch.set_default_dtype (it would leak into other tests)
+    Xa = torch.tensor(augment(X, fit_intercept), dtype=torch.float64)
+    Xva = torch.tensor(augment(Xv, fit_intercept), dtype=torch.float64)
+    Xpa = torch.tensor(augment(Xp, fit_intercept), dtype=torch.float64)
     n, k = len(y), W.shape[1]
     l2 = 1.0 / (C * n)
     mask = torch.ones(W.shape, dtype=torch.float64)

@@ -226,7 +226,8 @@ class MLPClassifier(BaseEstimator):
         for h in hidden:
             layers += [nn.Linear(width, h), nn.ReLU()]
             width = h
-        return nn.Sequential(OrderedDict(body=nn.Sequential(*layers), head=nn.Linear(width, n_classes)))
+        net = nn.Sequential(OrderedDict(body=nn.Sequential(*layers), head=nn.Linear(width, n_classes)))
+        return net.to(torch.float32)  # inputs are float32 whatever torch's global default dtype is
 
     def _standardize(self, X: np.ndarray) -> np.ndarray:
         return ((np.asarray(X, dtype=np.float32) - self.mean_) / self.scale_).astype(np.float32, copy=False)
