@@ -23,6 +23,7 @@ Everything is vectorised: one sort, cumulative sums, one vectorised bound evalua
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -219,7 +220,14 @@ def scan_threshold(
 
 
 def _scan_sorted(
-    c: np.ndarray, err: np.ndarray, epsilon: float, delta: float, bound: str, min_n: int | str, c1: float, scan: str
+    c: np.ndarray,
+    err: np.ndarray,
+    epsilon: float,
+    delta: float,
+    bound: str,
+    min_n: int | str,
+    c1: float,
+    scan: str,
 ) -> ScanResult:
     """:func:`scan_threshold` on confidences already sorted in decreasing order."""
     if len(c) == 0:
@@ -232,7 +240,9 @@ def _scan_sorted(
     is_cut[-1] = True
     cand = np.flatnonzero(is_cut & (n >= start))
     if len(cand) == 0:
-        return ScanResult(math.inf, 0, 0, math.nan, 0, f"only {len(c)} validation points; at least {start} are needed")
+        return ScanResult(
+            math.inf, 0, 0, math.nan, 0, f"only {len(c)} validation points; at least {start} are needed"
+        )
     ok = passes(k[cand], n[cand], epsilon, delta, bound, c1=c1)
     if scan == "any":  # the lowest passing candidate: NOT valid, for comparison only
         ok = np.arange(len(ok)) <= (np.flatnonzero(ok)[-1] if ok.any() else -1)
@@ -244,7 +254,9 @@ def _scan_sorted(
     return ScanResult(float(c[i]), int(n[i]), int(k[i]), u, min(first_fail + 1, len(cand)))
 
 
-def _no_threshold(n0: int, k0: int, epsilon: float, delta: float, bound: str, c1: float, start: int) -> ScanResult:
+def _no_threshold(
+    n0: int, k0: int, epsilon: float, delta: float, bound: str, c1: float, start: int
+) -> ScanResult:
     allowed = np.flatnonzero(passes(np.arange(n0 + 1), np.full(n0 + 1, n0), epsilon, delta, bound, c1=c1))
     kmax = int(allowed[-1]) if len(allowed) else -1
     why = (
@@ -262,6 +274,44 @@ def _no_threshold(n0: int, k0: int, epsilon: float, delta: float, bound: str, c1
         f"the {int(n0)} most confident validation points hold {int(k0)} errors; {why} "
         f"(epsilon={epsilon:g}, delta per test={delta:.3g})",
     )
+
+
+def scan_by_scope(
+    predicted: np.ndarray,
+    confidence: np.ndarray,
+    payload: np.ndarray,
+    *,
+    n_classes: int,
+    scope: str,
+    scan_sorted: Callable[[np.ndarray, np.ndarray], ScanResult],
+) -> tuple[np.ndarray, tuple[ScanResult, ...], dict[int, str]]:
+    """Run ``scan_sorted(confidences high->low, payload in the same order)`` once (global scope) or
+    once per predicted class, and collect thresholds, scans and the reasons for missing thresholds.
+
+    The payload is what a scan needs per point: a wrong/right flag, or a probability of being wrong.
+    """
+    thresholds = np.full(n_classes, np.inf)
+    reasons: dict[int, str] = {}
+    order = np.argsort(-confidence)  # order within ties is irrelevant: cuts are between distinct values
+    if scope == "global":
+        res = scan_sorted(confidence[order], payload[order])
+        thresholds[:] = res.threshold
+        return thresholds, (res,), ({c: res.reason for c in range(n_classes)} if res.reason else {})
+    # a stable (radix) sort by class after the sort by confidence: each class slice stays sorted
+    order = order[np.argsort(predicted[order].astype(np.min_scalar_type(n_classes)), kind="stable")]
+    c_sorted, p_sorted = confidence[order], payload[order]
+    cuts = np.searchsorted(predicted[order], np.arange(n_classes + 1))
+    out = []
+    for c in range(n_classes):  # loop over classes, not samples
+        if cuts[c] == cuts[c + 1]:
+            res = ScanResult(math.inf, 0, 0, math.nan, 0, f"no validation point is predicted as class {c}")
+        else:
+            res = scan_sorted(c_sorted[cuts[c] : cuts[c + 1]], p_sorted[cuts[c] : cuts[c + 1]])
+        thresholds[c] = res.threshold
+        if res.reason:
+            reasons[c] = res.reason
+        out.append(res)
+    return thresholds, tuple(out), reasons
 
 
 @dataclass(frozen=True)
@@ -374,32 +424,14 @@ def certify_thresholds(
             "pass a noise-aware certifier (TBAL(certifier=...))."
         )
     wrong = pred != y
-    thresholds = np.full(n_classes, np.inf)
-    reasons: dict[int, str] = {}
-    kw = {"epsilon": epsilon, "delta": d, "bound": bound, "min_n": min_n, "c1": c1, "scan": scan}
-    if scope == "global":
-        res = scan_threshold(conf, wrong, **kw)
-        thresholds[:] = res.threshold
-        scans: tuple[ScanResult, ...] = (res,)
-        if res.reason:
-            reasons = {c: res.reason for c in range(n_classes)}
-    else:
-        # One sort by confidence, then a stable (radix) sort by class: each class slice stays sorted.
-        order = np.argsort(-conf)
-        order = order[np.argsort(pred[order].astype(np.min_scalar_type(n_classes)), kind="stable")]
-        c_sorted, w_sorted = conf[order], wrong[order]
-        cuts = np.searchsorted(pred[order], np.arange(n_classes + 1))
-        out = []
-        for c in range(n_classes):  # loop over classes, not samples
-            sl = slice(cuts[c], cuts[c + 1])
-            res = _scan_sorted(c_sorted[sl], w_sorted[sl], epsilon, d, bound, min_n, c1, scan)
-            if cuts[c] == cuts[c + 1]:
-                res = ScanResult(math.inf, 0, 0, math.nan, 0, f"no validation point is predicted as class {c}")
-            thresholds[c] = res.threshold
-            if res.reason:
-                reasons[c] = res.reason
-            out.append(res)
-        scans = tuple(out)
+    thresholds, scans, reasons = scan_by_scope(
+        pred,
+        conf,
+        wrong,
+        n_classes=n_classes,
+        scope=scope,
+        scan_sorted=lambda c, w: _scan_sorted(c, w, epsilon, d, bound, min_n, c1, scan),
+    )
     return Certificate(
         thresholds=thresholds,
         epsilon=epsilon,

@@ -44,6 +44,7 @@ from labelsieve.autolabel.certify import (
     min_points_for_zero_errors,
     passes,
     resolve_min_n,
+    scan_by_scope,
     upper_bound,
 )
 from labelsieve.errors import InputError
@@ -421,31 +422,9 @@ def certify_thresholds_noisy(
         "c1": c1,
         "scan": scan,
     }
-    thresholds = np.full(n_classes, np.inf)
-    reasons: dict[int, str] = {}
-    if scope == "global":
-        order = np.argsort(-conf)
-        res = _scan_sorted_noisy(conf[order], p[order], **kw)
-        thresholds[:] = res.threshold
-        scans: tuple[ScanResult, ...] = (res,)
-        if res.reason:
-            reasons = {c: res.reason for c in range(n_classes)}
-    else:
-        order = np.argsort(-conf)
-        order = order[np.argsort(pred[order].astype(np.min_scalar_type(n_classes)), kind="stable")]
-        cuts = np.searchsorted(pred[order], np.arange(n_classes + 1))
-        out = []
-        for c in range(n_classes):  # loop over classes, not samples
-            sl = order[cuts[c] : cuts[c + 1]]
-            if len(sl) == 0:
-                res = ScanResult(math.inf, 0, 0, math.nan, 0, f"no validation point is predicted as class {c}")
-            else:
-                res = _scan_sorted_noisy(conf[sl], p[sl], **kw)
-            thresholds[c] = res.threshold
-            if res.reason:
-                reasons[c] = res.reason
-            out.append(res)
-        scans = tuple(out)
+    thresholds, scans, reasons = scan_by_scope(
+        pred, conf, p, n_classes=n_classes, scope=scope, scan_sorted=lambda c, q: _scan_sorted_noisy(c, q, **kw)
+    )
     return Certificate(
         thresholds=thresholds,
         epsilon=epsilon,
