@@ -185,3 +185,40 @@ def test_sqlite_store_is_in_wal_mode(digits_project: Project) -> None:
     con = sqlite3.connect(digits_project.path / "project.db")
     assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     con.close()
+
+
+def test_store_oracle_reports_app_posteriors_and_project_runs_use_them(tmp_path: Path) -> None:
+    """Labels the web app aggregated from votes carry their GTX posterior into the guarantee; expert
+    labels count as certain. A project run hands these to the noise-aware certifier."""
+    from labelsieve.autolabel.rundir import RunConfig
+    from labelsieve.store.runs import StoreOracle, run_project
+
+    ds = load_dataset("breast-cancer")
+    p = init_project(tmp_path / "bc", ds)
+    st = p.store
+    st.append_events(pd.DataFrame({
+        "item": [0, 1, 2], "code": [int(ds.y[0]), int(ds.y[1]), int(ds.y[2])],
+        "source": ["aggregate", "human", "aggregate"], "who": ["gtx", "ann", "gtx"],
+        "confidence": [0.93, None, 0.71], "key": ["a0", "h1", "a2"],
+    }))
+    oracle = StoreOracle(p, run_id=1)
+    got = oracle.label_confidence(np.array([ds.ids[0], ds.ids[1], ds.ids[2], ds.ids[3]]))
+    assert np.allclose(got, [0.93, 1.0, 0.71, 1.0])
+
+    seen: list[np.ndarray] = []
+    from labelsieve.autolabel import noisy
+
+    real = noisy.NoiseAwareCertifier.__call__
+
+    def spy(self, *a, **kw):
+        seen.append(np.asarray(kw.get("label_confidence")))
+        return real(self, *a, **kw)
+
+    noisy.NoiseAwareCertifier.__call__ = spy
+    try:
+        cfg = RunConfig(dataset="project", oracle="simulated", budget=200, epsilon=0.1, delta=0.1, seed=0)
+        run_project(p, cfg)
+    finally:
+        noisy.NoiseAwareCertifier.__call__ = real
+    assert seen and all(s.shape[0] > 0 for s in seen)
+    assert all(((s > 0) & (s <= 1)).all() for s in seen)

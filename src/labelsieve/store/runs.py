@@ -86,6 +86,22 @@ class StoreOracle:
             have = self._stored(pos)
         return np.array([have[int(p)] for p in pos], dtype=np.int64)
 
+    def label_confidence(self, ids: np.ndarray) -> np.ndarray:
+        """P(true label == the run's label) per item: the GTX posterior for labels the web app
+        aggregated from several labelers' votes, 1 for expert labels (human, import, review).
+
+        The TBAL loop passes these to the noise-aware certifier, so validation on crowd labels
+        collected live carries their noise into the guarantee (docs/noisy-guarantee.md).
+        """
+        pos = [self._pos[str(i)] for i in ids]
+        cl = S.current_label
+        with self.project.store.read() as c:
+            rows = c.execute(
+                sa.select(cl.c.item, cl.c.confidence).where(cl.c.item.in_(pos), cl.c.source == "aggregate")
+            ).fetchall()
+        post = {int(i): float(q) for i, q in rows if q is not None}
+        return np.array([post.get(p, 1.0) for p in pos], dtype=np.float64)
+
     def _record(self, answers: dict[int, int], rnd: int, *, source: str, who: str) -> None:
         st = self.project.store
         with st.transaction() as c:
@@ -164,6 +180,12 @@ def run_project(project: Project, cfg: RunConfig, *, progress: bool = False, new
         raise InputError(f"oracle must be one of {list(ORACLES)} for a project run; got {cfg.oracle!r}")
     dataset = project.dataset()
     tbal = build_tbal(cfg, dataset.n_classes, progress=progress)
+    if tbal.certifier is None:
+        # app-aggregated labels are noisy: the noise-aware certifier is exactly the plain one
+        # when every label is an expert's (label confidence 1), and bounds the true error otherwise
+        from labelsieve.autolabel.noisy import NoiseAwareCertifier
+
+        tbal.certifier = NoiseAwareCertifier()
     tbal._plan(len(dataset))  # validate every parameter before anything is written
     inner = None
     if cfg.oracle == "simulated":
