@@ -39,6 +39,7 @@ solve with ``H + mu u u^T`` (``u`` that unit direction); the solution is the pse
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import numpy as np
 from scipy import linalg, optimize
@@ -511,8 +512,20 @@ class LogisticInfluence:
             )
         return X_pool
 
-    def loss_decrease(self, X_pool: np.ndarray) -> np.ndarray:
-        """Predicted validation-loss decrease for every pool point and every label, shape (n, C)."""
+    def loss_decrease(
+        self, X_pool: Any, *, engine: Any = None, block_size: int = 65_536
+    ) -> np.ndarray:
+        """Predicted validation-loss decrease for every pool point and every label, shape (n, C).
+
+        With ``engine`` (``"local"``, ``"ray"`` or an engine instance) the pool -- an array or
+        Parquet path(s) -- is scored block by block where the engine runs blocks, against the
+        broadcast ``W_`` and ``S_``; the result is the same.
+        """
+        if engine is not None:
+            from labelsieve.engine import resolve_engine
+
+            out = resolve_engine(engine).map_blocks(self._block_decrease, X_pool, block_size=block_size)
+            return out["decrease"]  # type: ignore[index]
         X_pool = self._check_pool(X_pool)
         if self.order == 2:
             return second_order_loss_decrease(
@@ -521,6 +534,29 @@ class LogisticInfluence:
         return validation_loss_decrease(
             X_pool, self.W_, self.S_, epsilon=self.epsilon_, fit_intercept=self.fit_intercept
         )
+
+    def _block_decrease(self, block: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return {"decrease": self.loss_decrease(block["X"])}
+
+    def top_salutary(
+        self, X_pool: Any, b: int, *, engine: Any = None, block_size: int = 65_536
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The ``b`` pool rows with the largest salutary gain (eq. 2), best first, ties to the lowest row.
+
+        A distributed top-k: each block keeps its own best ``b`` where it runs. Returns
+        ``(rows, salutary labels, gains)``; equals ``salutary_select(self.loss_decrease(X_pool), b)``.
+        """
+        from labelsieve.engine import resolve_engine
+
+        check_positive_int("b", b, owner="top_salutary")
+
+        def block_gain(block: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+            dec = self.loss_decrease(block["X"])
+            lab = np.argmax(dec, axis=1)
+            return {"label": lab.astype(np.int64), "gain": dec[np.arange(len(lab)), lab]}
+
+        top = resolve_engine(engine).top_k(block_gain, X_pool, b, "gain", block_size=block_size)
+        return top["_row"], top["label"], top["gain"]
 
     def loss_decrease_labeled(self, X: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Predicted validation-loss decrease for points with given labels, shape (n,)."""

@@ -241,11 +241,12 @@ class CrowdRecordingOracle(RecordingOracle):
 
 
 def run_in_directory(
-    cfg: RunConfig | None, out: str | Path, *, resume: bool = False, progress: bool = False
+    cfg: RunConfig | None, out: str | Path, *, resume: bool = False, progress: bool = False, engine: Any = None
 ) -> TBALResult:
     """Run (or resume) TBAL with outputs in ``out``.
 
     Raises :class:`~labelsieve.autolabel.oracles.AwaitingAnswers` when a file oracle waits for humans.
+    ``engine`` (e.g. ``get_engine("ray")``) decides where the pool is scored; results are identical.
     """
     from labelsieve.data import load_dataset
 
@@ -286,6 +287,7 @@ def run_in_directory(
             cfg.dataset, label_column=cfg.label_column, id_column=cfg.id_column, classes=classes, seed=cfg.seed
         )
     tbal = build_tbal(cfg, dataset.n_classes, progress=progress)
+    tbal.engine = engine
     tbal._plan(len(dataset))  # validate every parameter before anything is written
     if cfg.oracle in ("simulated", "crowd"):
         _require_truth(dataset, cfg)

@@ -38,6 +38,7 @@ from labelsieve.autolabel.certify import BOUNDS, SCANS, SCOPES, Certificate, cer
 from labelsieve.autolabel.oracles import Oracle, SimulatedOracle
 from labelsieve.confidence.base import ConfidenceFunction, MaxSoftmax
 from labelsieve.data.dataset import UNLABELED, Dataset
+from labelsieve.engine import resolve_engine
 from labelsieve.engine.local import score_in_blocks
 from labelsieve.errors import InputError
 from labelsieve.models.base import Classifier
@@ -84,12 +85,15 @@ class TBALResult:
     certificates: list[Certificate] = field(default_factory=list)
     rules: list[tuple[Classifier, ConfidenceFunction, Certificate]] = field(default_factory=list, repr=False)
 
-    def apply(self, X: np.ndarray, *, block_size: int = 65_536) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def apply(
+        self, X: np.ndarray, *, block_size: int = 65_536, engine: Any = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Apply the run's auto-labeling rule to new items from the same distribution.
 
         Round by round, as in the run: an item takes the label of the first round whose
         threshold it clears. Returns (mask auto-labeled, label codes (-1 where not), round (0 where not)).
-        The run's guarantee covers this rule's population error.
+        The run's guarantee covers this rule's population error. ``engine``: where the scoring
+        blocks run (:mod:`labelsieve.engine`; default in process).
         """
         n = len(X)
         labels = np.full(n, UNLABELED, dtype=np.int64)
@@ -99,8 +103,11 @@ class TBALResult:
             idx = np.flatnonzero(open_)
             if len(idx) == 0:
                 break
-            pred, conf = cf.confidence(score_in_blocks(model.scores, X[idx], block_size=block_size))
-            ok = cert.accept(pred, conf)
+            if engine is None:
+                pred, conf = cf.confidence(score_in_blocks(model.scores, X[idx], block_size=block_size))
+                ok = cert.accept(pred, conf)
+            else:
+                _, pred, conf, ok = resolve_engine(engine).autolabel(model, cf, cert, X[idx], block_size=block_size)
             labels[idx[ok]], rounds[idx[ok]] = pred[ok], r
             open_[idx[ok]] = False
         return ~open_, labels, rounds
@@ -145,6 +152,10 @@ class TBAL:
     random_state : int, optional
     progress : bool
         Show a progress bar over rounds.
+    engine : None, "local", "ray" or an engine instance
+        Where each round's pool scoring and auto-labeling run, block by block
+        (:mod:`labelsieve.engine`); training and certification stay in this process. ``None``
+        (default): in process, as before. Results are the same on every engine.
     """
 
     def __init__(
@@ -170,6 +181,7 @@ class TBAL:
         progress: bool = False,
         block_size: int = 65_536,
         certifier: Callable[..., Certificate] | None = None,
+        engine: Any = None,
     ) -> None:
         self.model = model
         self.confidence = confidence
@@ -191,6 +203,7 @@ class TBAL:
         self.progress = progress
         self.block_size = block_size
         self.certifier = certifier
+        self.engine = engine
 
     # ------------------------------------------------------------------ parameters
     def _plan(self, n_items: int) -> tuple[int, int, int]:
@@ -247,6 +260,7 @@ class TBAL:
         conf_template = self.confidence if self.confidence is not None else MaxSoftmax()
         needs_cal = bool(getattr(conf_template, "requires_fit", False))
         deltas = delta_schedule(self.delta, self.rounds, self.delta_schedule)
+        engine = None if self.engine is None else resolve_engine(self.engine)
 
         label = np.full(n, UNLABELED, dtype=np.int64)
         source = np.full(n, "", dtype=object)
@@ -322,9 +336,14 @@ class TBAL:
             val_active[np.flatnonzero(val_active)[cert.accept(v_pred, v_conf)]] = False
 
             pool = np.flatnonzero(in_pool)
-            pool_scores = score_in_blocks(score, dataset.X[pool], block_size=self.block_size)
-            p_pred, p_conf = cf.confidence(pool_scores)
-            acc = cert.accept(p_pred, p_conf)
+            if engine is None:
+                pool_scores = score_in_blocks(score, dataset.X[pool], block_size=self.block_size)
+                p_pred, p_conf = cf.confidence(pool_scores)
+                acc = cert.accept(p_pred, p_conf)
+            else:  # the same three steps, block by block where the engine runs blocks
+                pool_scores, p_pred, p_conf, acc = engine.autolabel(
+                    model, cf, cert, dataset.X[pool], block_size=self.block_size
+                )
             newly = pool[acc]
             label[newly], source[newly], round_out[newly], in_pool[newly] = p_pred[acc], AUTO, r, False
             conf_out[newly], thr_out[newly] = p_conf[acc], cert.thresholds[p_pred[acc]]

@@ -33,6 +33,9 @@ def register(sub: argparse._SubParsersAction, bench: argparse._SubParsersAction)
     p.add_argument("--classes", help="comma-separated class names (default: the sorted labels found)")
     p.add_argument("--unknown-worker", choices=("prior", "error"), default="prior",
                    help="a labeler without accuracy gets accuracy 0.5 (prior, default) or is an error")
+    from labelsieve.engine import add_engine_arguments
+
+    add_engine_arguments(p)
     p.set_defaults(func=_aggregate)
 
     b = bench.add_parser(
@@ -61,8 +64,10 @@ def _aggregate(args: argparse.Namespace) -> int:
         estimate_accuracies,
     )
     from labelsieve.crowd._io import CSV_LINE_OFFSET, read_accuracies_csv, read_csv_table, write_csv_atomic
+    from labelsieve.engine import engine_from_args
     from labelsieve.errors import InputError
 
+    engine = engine_from_args(args)  # before reading anything: a bad address fails fast, nothing written
     labels = read_csv_table(args.labels, ("task", "worker", "label"))
     classes = [c.strip() for c in args.classes.split(",")] if args.classes else None
     table = encode_table(labels, classes=classes, source=str(args.labels), line_offset=CSV_LINE_OFFSET)
@@ -90,7 +95,7 @@ def _aggregate(args: argparse.Namespace) -> int:
             logger.warning("--method %s does not use labeler accuracies; --gold/--accuracies ignored", args.method)
         agg = {"mv": MajorityVote, "ds": DawidSkene, "onecoin": OneCoinDawidSkene}[args.method](
             classes=list(table.classes))
-    agg.fit(labels)
+    agg.fit(labels, engine=engine, block_size=args.block_size)
     out = agg.labels_.rename("label").to_frame()
     out["confidence"] = agg.confidence_
     out["n_labels"] = agg.n_labels_

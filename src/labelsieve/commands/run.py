@@ -78,6 +78,9 @@ def register(sub: Any, bench: Any) -> None:
     g.add_argument("--crowd-cost", type=float, default=None, help="price of one crowd answer (default 1)")
     g.add_argument("--no-expert-comparison", action="store_true",
                    help="skip the simulated expert run at the same cost reported in metrics.json")
+    from labelsieve.engine import add_engine_arguments
+
+    add_engine_arguments(p)
     p.add_argument("--resume", action="store_true", help="continue the run stored in --out")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_run)
@@ -155,7 +158,11 @@ def _run(args: argparse.Namespace) -> int:
             raise InputError("--dataset is required (unless --resume)")
         cfg = RunConfig(**given)
     try:
-        result = run_in_directory(cfg, args.out, resume=args.resume, progress=not args.no_progress)
+        from labelsieve.engine import engine_from_args
+
+        result = run_in_directory(
+            cfg, args.out, resume=args.resume, progress=not args.no_progress, engine=engine_from_args(args)
+        )
     except AwaitingAnswers as wait:
         print(f"waiting for human labels: {wait}")
         return 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from pathlib import Path
 
 
 def register(sub, bench) -> None:
@@ -33,6 +34,26 @@ def register(sub, bench) -> None:
                    help="also run Figure 3: predicted vs actual add-one-in validation-loss change (300 points)")
     p.add_argument("--out", required=True, help="output directory (created if missing)")
     p.set_defaults(func=_handler)
+
+    from labelsieve.engine import add_engine_arguments
+
+    q = sub.add_parser(
+        "influence",
+        help="score a pool by salutary influence (loss decrease per label) and pick the top b",
+        description="Fit L2 logistic regression on TRAIN, solve H^-1 g_val on VAL (on this machine: both "
+        "are small), then score every row of POOL (Parquet file(s)/directory with the same feature columns, "
+        "streamed block by block, optionally on Ray). Writes OUT/scores/part-*.parquet (_row, decrease, "
+        "label, gain), committed only when every block is done, and OUT/top.csv (the --top rows with the "
+        "largest salutary gain: row, id, salutary_label, gain).",
+    )
+    q.add_argument("--train", required=True, help="CSV/Parquet with numeric features and a 'label' column")
+    q.add_argument("--val", required=True, help="validation CSV/Parquet, same columns")
+    q.add_argument("--pool", required=True, nargs="+", help="Parquet file(s) or a directory of *.parquet")
+    q.add_argument("--top", type=int, default=100, help="number of rows to select (default 100)")
+    q.add_argument("--C", type=float, default=1.0, help="inverse L2 strength, as scikit-learn's C")
+    q.add_argument("--out", required=True, help="output directory")
+    add_engine_arguments(q)
+    q.set_defaults(func=_influence)
 
 
 def load_table(spec: str):
@@ -141,4 +162,75 @@ def _handler(args: argparse.Namespace) -> int:
         atomic_write_bytes(os.path.join(args.out, "influence_check.csv"), df.to_csv(index=False).encode())
         print(f"\nFigure 3 ({name}): predicted vs actual add-one-in validation-loss decrease, "
               f"{len(pred)} points: Spearman r = {r:.3f}")
+    return 0
+
+
+def _feature_names(spec: str) -> list[str]:
+    import pandas as pd
+
+    df = pd.read_parquet(spec) if spec.lower().endswith((".parquet", ".pq")) else pd.read_csv(spec, nrows=0)
+    return [c for c in df.columns if c != "label"]
+
+
+def _influence(args: argparse.Namespace) -> int:
+    import numpy as np
+    import pandas as pd
+
+    from labelsieve.active.influence import LogisticInfluence
+    from labelsieve.crowd._io import write_csv_atomic
+    from labelsieve.engine import DEFAULT_BLOCK_SIZE, LocalEngine, ParquetSource, as_source, engine_from_args
+    from labelsieve.engine.shards import ShardedOutput
+    from labelsieve.errors import InputError, ParameterError
+
+    if args.top < 1:
+        raise ParameterError(f"--top must be a positive integer. Got {args.top} instead.")
+    if not args.C > 0:
+        raise ParameterError(f"--C must be > 0. Got {args.C} instead.")
+    engine = engine_from_args(args) or LocalEngine()
+    block = args.block_size or DEFAULT_BLOCK_SIZE
+    X, y, _ = load_table(args.train)
+    X_val, y_val, _ = load_table(args.val)
+    feats = _feature_names(args.train)
+    if _feature_names(args.val) != feats:
+        raise InputError(f"{args.val}: feature columns differ from {args.train}'s {feats[:10]}.")
+    raw = pd.read_csv(args.train, usecols=["label"]) if not args.train.lower().endswith((".parquet", ".pq")) \
+        else pd.read_parquet(args.train, columns=["label"])
+    classes = np.unique(raw["label"].astype(str).to_numpy())
+    val_raw = pd.read_csv(args.val, usecols=["label"]) if not args.val.lower().endswith((".parquet", ".pq")) \
+        else pd.read_parquet(args.val, columns=["label"])
+    val_names = val_raw["label"].astype(str).to_numpy()
+    unknown = ~np.isin(val_names, classes)
+    if unknown.any():
+        r = int(np.flatnonzero(unknown)[0])
+        raise InputError(f"{args.val}: label {val_names[r]!r} at row {r} is not a class of {args.train}.")
+    y_val = np.searchsorted(classes, val_names).astype(np.int64)
+    pool = as_source(args.pool, features=feats)
+    assert isinstance(pool, ParquetSource)
+    if args.top > len(pool):
+        raise ParameterError(f"--top {args.top} exceeds the pool size {len(pool)}.")
+    inf = LogisticInfluence(C=args.C, n_classes=len(classes)).fit(X, y, X_val, y_val)
+
+    def block_scores(b: dict) -> dict:
+        dec = inf.loss_decrease(b["X"])
+        lab = np.argmax(dec, axis=1)
+        out = {"decrease": dec, "label": lab.astype(np.int64), "gain": dec[np.arange(len(lab)), lab]}
+        if "id" in b:
+            out["id"] = b["id"]
+        return out
+
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)) or ".", exist_ok=True)
+    with ShardedOutput(args.out) as staging:
+        scores_dir = os.path.join(staging, "scores")
+        engine.map_blocks(block_scores, pool, block_size=block, out=scores_dir)
+        # distributed top-k over the committed shards: only (gain, label, id) of b rows per block come back
+        shards = ParquetSource([str(p) for p in sorted(Path(scores_dir).glob("part-*.parquet"))], features=[],
+                               id_column="id", keep=["label", "gain"])
+        top = engine.top_k(lambda b: {k: v for k, v in b.items() if k != "_row"}, shards, args.top, "gain",
+                           block_size=block)
+        table = pd.DataFrame({"row": top["_row"], "salutary_label": classes[top["label"]], "gain": top["gain"]})
+        if "id" in top:
+            table.insert(1, "id", top["id"])
+        write_csv_atomic(table, Path(staging) / "top.csv")
+    print(f"scored {len(pool)} pool rows ({engine.name} engine, {len(classes)} classes); top {args.top} "
+          f"salutary rows in {os.path.join(args.out, 'top.csv')}")
     return 0

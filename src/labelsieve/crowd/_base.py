@@ -72,11 +72,20 @@ class Aggregator:
         self.classes = classes
 
     # --- public API ---------------------------------------------------------------------------
-    def fit(self, data: pd.DataFrame) -> Aggregator:
-        """Aggregate a long table with columns ``task, worker, label``; returns ``self``."""
+    def fit(self, data: pd.DataFrame, *, engine: Any = None, block_size: int | None = None) -> Aggregator:
+        """Aggregate a long table with columns ``task, worker, label``; returns ``self``.
+
+        ``engine`` (``"local"``, ``"ray"`` or an engine instance; default: in process, no blocks)
+        runs the aggregation over blocks of whole tasks (:mod:`labelsieve.crowd.distributed`).
+        """
         self._check_params()
         table = encode_table(data, classes=self.classes, source=self._owner)
-        probas = self._fit_table(table)
+        if engine is None:
+            probas = self._fit_table(table)
+        else:
+            from labelsieve.crowd.distributed import fit_table
+
+            probas = fit_table(self, table, engine, block_size=block_size)
         self._set_outputs(table, probas)
         return self
 

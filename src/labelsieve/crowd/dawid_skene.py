@@ -38,13 +38,35 @@ def _log_clip(p: np.ndarray) -> np.ndarray:
     return np.log(np.clip(p, EPS, None))
 
 
+def ds_counts(counts_matrix: sparse.csr_matrix, post: np.ndarray, n_workers: int) -> np.ndarray:
+    """Sufficient statistics of the M-step, additive over blocks of tasks.
+
+    ``counts[w, k, l]`` = sum of ``post[i, k]`` over the tasks ``i`` that worker ``w`` labeled ``l``
+    (D&S eq. 2.3, before normalising); shape (n_workers, K_true, K_observed).
+    """
+    k = post.shape[1]
+    return np.asarray(counts_matrix @ post).reshape(n_workers, k, k).transpose(0, 2, 1)
+
+
+def ds_params(
+    counts: np.ndarray, post_sum: np.ndarray, n_tasks: int, smoothing: float = 0.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Confusion matrices and class prior from the summed statistics (D&S eq. 2.3-2.4)."""
+    k = counts.shape[1]
+    counts = counts + smoothing
+    totals = counts.sum(axis=2, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        errors = np.where(totals > 0, counts / totals, 1.0 / k)
+    return errors, post_sum / n_tasks
+
+
 def ds_m_step(
     counts_matrix: sparse.csr_matrix,
     post: np.ndarray,
     n_workers: int,
     smoothing: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Full Dawid-Skene M-step.
+    """Full Dawid-Skene M-step: :func:`ds_params` of :func:`ds_counts`.
 
     Parameters
     ----------
@@ -58,14 +80,7 @@ def ds_m_step(
     errors : (n_workers, K_true, K_observed), rows sum to 1: P(worker says l | truth k).
     prior : (K,)
     """
-    k = post.shape[1]
-    # counts[w, l, k] = sum of post[i, k] over tasks i that w labeled l   (D&S eq. 2.3)
-    counts = np.asarray(counts_matrix @ post).reshape(n_workers, k, k).transpose(0, 2, 1) + smoothing
-    totals = counts.sum(axis=2, keepdims=True)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        errors = np.where(totals > 0, counts / totals, 1.0 / k)
-    prior = post.mean(axis=0)  # (D&S eq. 2.4)
-    return errors, prior
+    return ds_params(ds_counts(counts_matrix, post, n_workers), post.sum(axis=0), post.shape[0], smoothing)
 
 
 def ds_e_step(
@@ -82,14 +97,28 @@ def ds_e_step(
     return np.exp(scores - norm), float(norm.sum())
 
 
+def one_coin_counts(
+    task: np.ndarray, worker: np.ndarray, label: np.ndarray, post: np.ndarray, n_workers: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Sufficient statistics of the one-coin M-step, additive over blocks of tasks: per worker, the
+    summed posterior of the labels it gave, and its number of labels."""
+    hit = post[task, label]
+    return np.bincount(worker, weights=hit, minlength=n_workers), np.bincount(worker, minlength=n_workers)
+
+
+def one_coin_params(
+    hits: np.ndarray, n: np.ndarray, post_sum: np.ndarray, n_tasks: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Accuracies (clipped to [EPS, 1 - EPS]) and prior from the summed statistics."""
+    return np.clip(hits / np.maximum(n, 1), EPS, 1.0 - EPS), post_sum / n_tasks
+
+
 def one_coin_m_step(
     task: np.ndarray, worker: np.ndarray, label: np.ndarray, post: np.ndarray, n_workers: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """One-coin M-step: accuracy = mean posterior of the label each worker gave; prior = mean posterior."""
-    hit = post[task, label]
-    n = np.bincount(worker, minlength=n_workers)
-    acc = np.bincount(worker, weights=hit, minlength=n_workers) / np.maximum(n, 1)
-    return np.clip(acc, EPS, 1.0 - EPS), post.mean(axis=0)
+    hits, n = one_coin_counts(task, worker, label, post, n_workers)
+    return one_coin_params(hits, n, post.sum(axis=0), post.shape[0])
 
 
 def one_coin_e_step(
@@ -120,12 +149,23 @@ class _EMAggregator(Aggregator):
 
     def _run(self, table: CrowdTable, m_step: Any, e_step: Any) -> np.ndarray:
         post = majority_vote_proba(table.task, table.label, table.n_tasks, table.n_classes)
+        return self._em(table.n_labels, m_step(post), e_step, m_step)
+
+    def _em(self, n_labels: int, params: Any, e_step: Any, m_step: Any) -> Any:
+        """EM from ``params``: ``e_step(params) -> (state, loglik)``, ``m_step(state) -> params``.
+
+        ``state`` is the posterior in process, or the summed block statistics on an engine
+        (:mod:`labelsieve.crowd.distributed`). Returns the last E-step's state; ``params_`` are the
+        parameters it used.
+        """
         history: list[float] = []
         converged = False
+        state: Any = None
         for it in range(1, self.max_iter + 1):
-            params = m_step(post)
-            post, loglik = e_step(params)
-            history.append(-loglik / table.n_labels)
+            if it > 1:
+                params = m_step(state)
+            state, loglik = e_step(params)
+            history.append(-loglik / n_labels)
             if len(history) > 1 and abs(history[-2] - history[-1]) < self.tol:
                 converged = True
                 break
@@ -137,9 +177,9 @@ class _EMAggregator(Aggregator):
                 f"{self._owner} did not converge in max_iter={self.max_iter} iterations "
                 f"(last loss change {abs(history[-2] - history[-1]):.3g} >= tol={self.tol}).",
                 ConvergenceWarning,
-                stacklevel=3,
+                stacklevel=4,
             )
-        return post
+        return state
 
 
 class DawidSkene(_EMAggregator):
@@ -198,11 +238,15 @@ class DawidSkene(_EMAggregator):
             lambda p: ds_m_step(wl_by_task, p, nw, self.smoothing),
             lambda params: ds_e_step(task_by_wl, *params),
         )
+        self._set_params(table)
+        return post
+
+    def _set_params(self, table: CrowdTable) -> None:
+        k, nw = table.n_classes, table.n_workers
         errors, prior = self.params_
         index = pd.MultiIndex.from_product([table.workers, table.classes], names=["worker", "true_label"])
         self.errors_ = pd.DataFrame(errors.reshape(nw * k, k), index=index, columns=table.classes)
         self.prior_ = pd.Series(prior, index=table.classes, name="prior")
-        return post
 
 
 class OneCoinDawidSkene(_EMAggregator):
@@ -235,7 +279,10 @@ class OneCoinDawidSkene(_EMAggregator):
             lambda p: one_coin_m_step(t, w, y, p, table.n_workers),
             lambda params: one_coin_e_step(t, w, y, params[0], params[1], table.n_tasks),
         )
+        self._set_params(table)
+        return post
+
+    def _set_params(self, table: CrowdTable) -> None:
         acc, prior = self.params_
         self.skills_ = pd.Series(acc, index=table.workers, name="accuracy")
         self.prior_ = pd.Series(prior, index=table.classes, name="prior")
-        return post

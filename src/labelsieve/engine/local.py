@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
+from labelsieve.engine.base import DEFAULT_BLOCK_SIZE, BaseEngine, BlockTask, Source
 from labelsieve.models.base import Scores
 
-DEFAULT_BLOCK_SIZE = 65_536
+__all__ = ["DEFAULT_BLOCK_SIZE", "LocalEngine", "score_in_blocks"]
 
 
 def score_in_blocks(
@@ -20,3 +22,25 @@ def score_in_blocks(
     parts = [score(X[i : i + block_size]) for i in range(0, len(X), block_size)]
     emb = None if parts[0].embeddings is None else np.concatenate([p.embeddings for p in parts])  # type: ignore[misc]
     return Scores(np.concatenate([p.logits for p in parts]), emb)
+
+
+class LocalEngine(BaseEngine):
+    """Blocks run one after the other in this process (the default engine).
+
+    >>> eng = LocalEngine()
+    >>> out = eng.map_blocks(lambda b: {"s": b["X"].sum(axis=1)}, np.ones((5, 2)), block_size=2)
+    >>> out["s"].tolist(), out["_row"].tolist()
+    ([2.0, 2.0, 2.0, 2.0, 2.0], [0, 1, 2, 3, 4])
+    """
+
+    name = "local"
+
+    def run_tasks(self, task: BlockTask, source: Source, *, block_size: int) -> list[tuple[int, Any]]:
+        pieces = source.pieces(block_size)
+        if not pieces:
+            return []
+        state = task.start()
+        return [(i, task.run(source.read(p), state)) for i, p in enumerate(pieces)]
+
+    def close(self) -> None:
+        """Nothing to release."""
