@@ -1,10 +1,13 @@
 """Browser tests: Debian's Chromium (headless, loopback) drives the web app through Playwright.
 
 Label an item, batch-accept in the review queue, see the dashboard numbers change; screenshots of
-each page go to docs/screenshots/. Skipped with a reason when chromium or playwright is missing.
+each page go to tests/browser/out/ (or to docs/screenshots/ with LABELSIEVE_UPDATE_SCREENSHOTS=1).
+Skipped with a reason when chromium or playwright is missing.
 """
 
 from __future__ import annotations
+
+import os
 
 import shutil
 import threading
@@ -24,7 +27,11 @@ from labelsieve.app.server import bind_socket, create_app
 from labelsieve.data import load_dataset
 from labelsieve.store.project import Project, init_project
 
-SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+SHOTS = (
+    Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+    if os.environ.get("LABELSIEVE_UPDATE_SCREENSHOTS") == "1"
+    else Path(__file__).resolve().parent / "out"
+)
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]
 
