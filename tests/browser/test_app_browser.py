@@ -8,7 +8,6 @@ Skipped with a reason when chromium or playwright is missing.
 from __future__ import annotations
 
 import os
-
 import shutil
 import threading
 import time
