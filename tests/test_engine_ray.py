@@ -219,3 +219,22 @@ def test_tbal_run_on_ray_equals_local(engine):
     X_new = means[rng.integers(0, 3, 1500)] + rng.standard_normal((1500, 2))
     for a, b in zip(ref.apply(X_new), got.apply(X_new, engine=engine), strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_label_command_scores_on_ray_like_in_process(engine, tmp_path):
+    """`labelsieve label --engine ray`: the zero-shot labeler scores blocks on the workers; the
+    labels and confidences equal the in-process command's."""
+    import pandas as pd
+
+    words = np.array(["rocket", "orbit", "planet", "doctor", "patient", "hospital", "the", "a"])
+    rng = np.random.default_rng(11)
+    texts = [" ".join(rng.choice(words, 5)) for _ in range(300)]
+    csv = tmp_path / "texts.csv"
+    pd.DataFrame({"id": [f"t{i}" for i in range(300)], "text": texts}).to_csv(csv, index=False)
+    for eng in ("local", "ray"):
+        rc = main(["label", "--dataset", str(csv), "--labeler", "hashing", "--classes", "space,medicine",
+                   "--engine", eng, "--block-size", "64", "--no-progress", "--out", str(tmp_path / eng)])
+        assert rc == 0
+    a, b = pd.read_csv(tmp_path / "local" / "labels.csv"), pd.read_csv(tmp_path / "ray" / "labels.csv")
+    assert a["id"].tolist() == b["id"].tolist() and a["label"].tolist() == b["label"].tolist()
+    np.testing.assert_allclose(b["confidence"], a["confidence"], rtol=0, atol=1e-6)

@@ -13,6 +13,17 @@ from pathlib import Path
 from typing import Any
 
 
+class PairScorer:
+    """Engine adapter: scores a block of ``(id, item)`` pairs with a labeler (ids key its cache)."""
+
+    def __init__(self, labeler: Any) -> None:
+        self.labeler = labeler
+
+    def scores(self, pairs: Any) -> Any:
+        ids = [p[0] for p in pairs]
+        return self.labeler.scores([p[1] for p in pairs], ids)
+
+
 def register(sub: Any, bench: Any) -> None:
     p = sub.add_parser("label", help="zero-/few-shot labels from a local foundation model or a scores file")
     p.add_argument("--dataset", required=True,
@@ -33,6 +44,9 @@ def register(sub: Any, bench: Any) -> None:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-progress", action="store_true")
+    from labelsieve.engine import add_engine_arguments
+
+    add_engine_arguments(p)
     p.set_defaults(func=_label)
 
 
@@ -125,13 +139,26 @@ def _label(args: argparse.Namespace) -> int:
             info["temperature"] = lab.temperature_
             kind = "zero-shot"
         info["model_id"] = lab.model_id
-        pred = np.empty(len(ds), dtype=np.int64)
-        conf = np.empty(len(ds))
-        start = 0
-        for b_ids, sc in lab.iter_scores(items, ids):  # streaming: one batch of logits at a time
-            stop = start + len(b_ids)
-            pred[start:stop], conf[start:stop] = sc.predicted, sc.probs.max(axis=1)
-            start = stop
+        from labelsieve.engine import engine_from_args
+
+        engine = engine_from_args(args)
+        if engine is not None:  # the fitted labeler goes to each worker once; blocks of items are scored there
+            from labelsieve.engine.base import ArraySource
+
+            column = np.empty(len(items), dtype=object)
+            column[:] = list(zip(ids, items, strict=True))  # ids key the labeler's embedding cache
+            bs = args.block_size or max(args.batch_size * 16, 1)
+            sc = engine.score(PairScorer(lab), ArraySource({"item": column}), column="item", block_size=bs)
+            pred, conf = sc.predicted.astype(np.int64), sc.probs.max(axis=1)
+            info["engine"] = "ray"
+        else:
+            pred = np.empty(len(ds), dtype=np.int64)
+            conf = np.empty(len(ds))
+            start = 0
+            for b_ids, sc in lab.iter_scores(items, ids):  # streaming: one batch of logits at a time
+                stop = start + len(b_ids)
+                pred[start:stop], conf[start:stop] = sc.predicted, sc.probs.max(axis=1)
+                start = stop
         name = spec.split(":")[0].lower()
         source = np.full(len(ds), f"{kind}:{name}", dtype=object)
         if human.any():
