@@ -354,6 +354,45 @@ class Certificate:
         )
 
 
+def check_certify_inputs(
+    predicted: np.ndarray,
+    confidence: np.ndarray,
+    y_true: np.ndarray,
+    *,
+    n_classes: int,
+    epsilon: float,
+    delta: float,
+    bound: str,
+    scope: str,
+    c1: float,
+    scan: str,
+    owner: str,
+) -> tuple[float, float, np.ndarray, np.ndarray, np.ndarray]:
+    """The parameter and array checks every certifier shares; returns (epsilon, delta, pred, conf, y)."""
+    epsilon = check_open_unit("epsilon", epsilon, owner=owner)
+    delta = check_open_unit("delta", delta, owner=owner)
+    check_option("bound", bound, owner=owner, options=BOUNDS)
+    check_option("scope", scope, owner=owner, options=SCOPES)
+    check_positive_int("n_classes", n_classes, owner=owner, minimum=2)
+    check_interval("c1", c1, owner=owner, low=0.0, high=math.inf, closed="neither")
+    check_option("scan", scan, owner=owner, options=SCANS)
+    pred = np.asarray(predicted)
+    conf = np.asarray(confidence, dtype=np.float64)
+    y = np.asarray(y_true)
+    if not (pred.shape == conf.shape == y.shape) or pred.ndim != 1:
+        raise InputError(
+            f"predicted, confidence and y_true must be 1-D of equal length; got {pred.shape}, {conf.shape}, {y.shape}."
+        )
+    for name, arr in (("predicted", pred), ("y_true", y)):
+        if len(arr) and (arr.min() < 0 or arr.max() >= n_classes):
+            r = int(np.flatnonzero((arr < 0) | (arr >= n_classes))[0])
+            raise InputError(f"{name}[{r}] = {arr[r]} is not a class code in [0, {n_classes}).")
+    if not np.isfinite(conf).all():
+        r = int(np.flatnonzero(~np.isfinite(conf))[0])
+        raise InputError(f"confidence[{r}] = {conf[r]} is not finite.")
+    return epsilon, delta, pred, conf, y
+
+
 def certify_thresholds(
     predicted: np.ndarray,
     confidence: np.ndarray,
@@ -395,29 +434,12 @@ def certify_thresholds(
     -------
     Certificate
     """
-    epsilon = check_open_unit("epsilon", epsilon, owner="certify_thresholds")
-    delta = check_open_unit("delta", delta, owner="certify_thresholds")
-    check_option("bound", bound, owner="certify_thresholds", options=BOUNDS)
-    check_option("scope", scope, owner="certify_thresholds", options=SCOPES)
-    check_positive_int("n_classes", n_classes, owner="certify_thresholds", minimum=2)
-    check_interval("c1", c1, owner="certify_thresholds", low=0.0, high=math.inf, closed="neither")
-    check_option("scan", scan, owner="certify_thresholds", options=SCANS)
+    epsilon, delta, pred, conf, y = check_certify_inputs(
+        predicted, confidence, y_true, n_classes=n_classes, epsilon=epsilon, delta=delta, bound=bound,
+        scope=scope, c1=c1, scan=scan, owner="certify_thresholds",
+    )
     d = delta if scope == "global" else delta / n_classes
     min_n = resolve_min_n(min_n, epsilon, d, bound, owner="certify_thresholds")
-    pred = np.asarray(predicted)
-    conf = np.asarray(confidence, dtype=np.float64)
-    y = np.asarray(y_true)
-    if not (pred.shape == conf.shape == y.shape) or pred.ndim != 1:
-        raise InputError(
-            f"predicted, confidence and y_true must be 1-D of equal length; got {pred.shape}, {conf.shape}, {y.shape}."
-        )
-    for name, arr in (("predicted", pred), ("y_true", y)):
-        if len(arr) and (arr.min() < 0 or arr.max() >= n_classes):
-            r = int(np.flatnonzero((arr < 0) | (arr >= n_classes))[0])
-            raise InputError(f"{name}[{r}] = {arr[r]} is not a class code in [0, {n_classes}).")
-    if not np.isfinite(conf).all():
-        r = int(np.flatnonzero(~np.isfinite(conf))[0])
-        raise InputError(f"confidence[{r}] = {conf[r]} is not finite.")
     if label_confidence is not None and np.any(np.asarray(label_confidence) < 1.0):
         raise InputError(
             "validation labels are noisy (label_confidence < 1): this certifier assumes correct labels; "

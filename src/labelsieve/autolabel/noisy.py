@@ -33,13 +33,11 @@ from scipy import stats
 
 from labelsieve._validation import check_interval, check_open_unit, check_option, check_positive_int
 from labelsieve.autolabel.certify import (
-    BOUNDS,
     GUARANTEED_BOUNDS,
-    SCANS,
-    SCOPES,
     TBAL_C1,
     Certificate,
     ScanResult,
+    check_certify_inputs,
     min_points_for_errors,
     min_points_for_zero_errors,
     passes,
@@ -378,28 +376,11 @@ def certify_thresholds_noisy(
     200
     """
     owner = "certify_thresholds_noisy"
-    epsilon = check_open_unit("epsilon", epsilon, owner=owner)
-    delta = check_open_unit("delta", delta, owner=owner)
     label_share = check_open_unit("label_share", label_share, owner=owner)
-    check_option("bound", bound, owner=owner, options=BOUNDS)
-    check_option("scope", scope, owner=owner, options=SCOPES)
-    check_positive_int("n_classes", n_classes, owner=owner, minimum=2)
-    check_interval("c1", c1, owner=owner, low=0.0, high=math.inf, closed="neither")
-    check_option("scan", scan, owner=owner, options=SCANS)
-    pred = np.asarray(predicted)
-    conf = np.asarray(confidence, dtype=np.float64)
-    y = np.asarray(y_true)
-    if not (pred.shape == conf.shape == y.shape) or pred.ndim != 1:
-        raise InputError(
-            f"predicted, confidence and y_true must be 1-D of equal length; got {pred.shape}, {conf.shape}, {y.shape}."
-        )
-    for name, arr in (("predicted", pred), ("y_true", y)):
-        if len(arr) and (arr.min() < 0 or arr.max() >= n_classes):
-            r = int(np.flatnonzero((arr < 0) | (arr >= n_classes))[0])
-            raise InputError(f"{name}[{r}] = {arr[r]} is not a class code in [0, {n_classes}).")
-    if not np.isfinite(conf).all():
-        r = int(np.flatnonzero(~np.isfinite(conf))[0])
-        raise InputError(f"confidence[{r}] = {conf[r]} is not finite.")
+    epsilon, delta, pred, conf, y = check_certify_inputs(
+        predicted, confidence, y_true, n_classes=n_classes, epsilon=epsilon, delta=delta, bound=bound,
+        scope=scope, c1=c1, scan=scan, owner=owner,
+    )
     if error_probability is not None:
         p = _check_probs(error_probability, "error_probability")
         if p.shape != pred.shape:
