@@ -109,6 +109,14 @@ def audit_runs(
     **kw: Any,
 ) -> pd.DataFrame:
     """One row per (setting, seed, method)."""
+    return _over_seeds(audit_seed, ds, seeds, settings, n_jobs, reference, progress, "noisy audit", kw)
+
+
+def _over_seeds(
+    per_seed: Any, ds: Dataset, seeds: int, settings: tuple[str, ...], n_jobs: int,
+    reference: np.ndarray | None, progress: bool, what: str, kw: dict[str, Any],
+) -> pd.DataFrame:
+    """Run ``per_seed(ds, ref, seed, setting, **kw)`` (a list of rows) for every setting x seed."""
     from joblib import Parallel, delayed
 
     ref = reference if reference is not None else reference_probabilities(ds, random_state=0)
@@ -116,8 +124,8 @@ def audit_runs(
     if progress:
         from tqdm.auto import tqdm
 
-        jobs = tqdm(jobs, desc=f"noisy audit on {ds.name}", unit="seed")
-    out = Parallel(n_jobs=n_jobs)(delayed(audit_seed)(ds, ref, s, st, **kw) for s, st in jobs)
+        jobs = tqdm(jobs, desc=f"{what} on {ds.name}", unit="seed")
+    out = Parallel(n_jobs=n_jobs)(delayed(per_seed)(ds, ref, s, st, **kw) for s, st in jobs)
     return pd.DataFrame([r for rows in out for r in rows])
 
 
@@ -222,16 +230,7 @@ def cost_table(
     **kw: Any,
 ) -> pd.DataFrame:
     """One row per (setting, seed, source)."""
-    from joblib import Parallel, delayed
-
-    ref = reference if reference is not None else reference_probabilities(ds, random_state=0)
-    jobs = [(s, st) for st in settings for s in range(seeds)]
-    if progress:
-        from tqdm.auto import tqdm
-
-        jobs = tqdm(jobs, desc=f"cost table on {ds.name}", unit="seed")
-    out = Parallel(n_jobs=n_jobs)(delayed(cost_seed)(ds, ref, s, st, **kw) for s, st in jobs)
-    return pd.DataFrame([r for rows in out for r in rows])
+    return _over_seeds(cost_seed, ds, seeds, settings, n_jobs, reference, progress, "cost table", kw)
 
 
 def summarize_cost(runs: pd.DataFrame, epsilon: float) -> pd.DataFrame:
