@@ -528,8 +528,70 @@ def test_grid_summary_hand_computed():
     assert s.loc["colander", "coverage_sd"] == pytest.approx(np.std([0.5, 0.7], ddof=1))
     assert s.loc["colander", "frac_over_eps"] == 0.5 and s.loc["softmax", "frac_over_eps"] == 0.0
     assert s.loc["colander", "fallbacks"] == 1
+    assert s.loc["colander", "seeds_over_eps"] == 1
     text = format_table(s.reset_index())
     assert "colander*" in text and "softmax*" not in text
+    assert "1/2" in text.splitlines()[2]  # the colander line: 1 seed of 2 over epsilon
+
+
+def test_colander_comparison_is_paired_by_seed():
+    import pandas as pd
+
+    from labelsieve.confidence.grid import colander_comparison, format_comparison
+
+    runs = pd.DataFrame(
+        {
+            "dataset": "d", "epsilon": 0.05, "train_time": "ce",
+            "post_hoc": ["softmax"] * 3 + ["colander"] * 3 + ["histogram"] * 2,
+            "seed": [0, 1, 2, 0, 1, 2, 0, 2],
+            "coverage": [0.2, 0.4, 0.6, 0.5, 0.3, 0.6, 0.1, 0.9],
+            "auto_label_error": 0.0,
+        }
+    )
+    c = colander_comparison(runs).set_index("other")
+    assert c.loc["softmax", "difference"] == pytest.approx((0.3 - 0.1 + 0.0) / 3)
+    assert (c.loc["softmax", "wins"], c.loc["softmax", "losses"], c.loc["softmax", "seeds"]) == (1, 1, 3)
+    # histogram has no seed 1: only seeds 0 and 2 are compared
+    assert c.loc["histogram", "colander_coverage"] == pytest.approx(0.55)
+    assert c.loc["histogram", "difference"] == pytest.approx((0.4 - 0.3) / 2)
+    assert "1/1" in format_comparison(c.reset_index())
+
+
+def test_run_grid_jobs_equal_serial_and_population_error():
+    from labelsieve.confidence.grid import run_cell, run_grid
+    from labelsieve.data.dataset import Dataset
+
+    rng = np.random.default_rng(27)
+
+    def blobs(n: int) -> Dataset:
+        y = rng.integers(0, 3, n)
+        X = rng.normal(size=(n, 4)) + 3.0 * np.eye(3, 4)[y]
+        return Dataset(ids=np.arange(n), X=X, classes=("a", "b", "c"), y=y, name="blobs")
+
+    ds, fresh = blobs(500), blobs(3000)
+    kw = {"budget": 250, "rounds": 1, "epochs": 10, "hidden": 8, "fresh": fresh}
+    serial = run_grid(ds, train_times=["ce"], post_hocs=["softmax", "temperature"], seeds=[0, 1], **kw)
+    par = run_grid(ds, train_times=["ce"], post_hocs=["softmax", "temperature"], seeds=[0, 1], jobs=2, **kw)
+    cols = ["post_hoc", "seed", "coverage", "auto_label_error", "population_error", "population_coverage"]
+    import pandas.testing
+
+    pandas.testing.assert_frame_equal(serial[cols], par[cols])
+    # the population columns are the final rule applied to the fresh sample, by hand
+    from labelsieve.autolabel.tbal import TBAL
+    from labelsieve.confidence.grid import DELTA_SCHEDULE, make_cell_confidence
+    from labelsieve.models import MLPClassifier
+
+    res = TBAL(model=MLPClassifier(n_classes=3, hidden=(8,), epochs=10, loss="ce", random_state=1),
+               confidence=make_cell_confidence("temperature", 1), budget=250, rounds=1, val_fraction=0.5,
+               delta_schedule=DELTA_SCHEDULE, random_state=1).run(ds)
+    model, cf, cert = res.rules[-1]
+    pred, conf = cf.confidence(model.scores(fresh.X))
+    acc = cert.accept(pred, conf)
+    row = serial[(serial.post_hoc == "temperature") & (serial.seed == 1)].iloc[0]
+    assert row["population_coverage"] == pytest.approx(acc.mean())
+    assert row["population_error"] == pytest.approx((pred[acc] != fresh.y[acc]).mean() if acc.any() else 0.0)
+    assert run_cell(ds, "ce", "softmax", 0, budget=250, rounds=1, epochs=10, hidden=8).keys().isdisjoint(
+        {"population_error"})
 
 
 def test_scarce_data_fallback_counts_across_copies():

@@ -39,6 +39,10 @@ def register(sub: Any, bench: Any) -> None:
         "--eps-grid", default="0.02,0.05,0.1,0.2",
         help="epsilons for the coverage-vs-epsilon plot (train-time 'ce', up to 3 seeds; '' to skip)",
     )
+    b.add_argument("--jobs", type=int, default=1, help="cells run in this many processes (default 1)")
+    b.add_argument("--no-colander-search", dest="colander_search", action="store_false",
+                   help="train Colander with its default lam only (default: choose lam in {1, 10, 100} on "
+                   "the held-out selection part of the calibration data, never on threshold or pool data)")
     b.add_argument("--out", type=Path, help="directory for CSVs and plots (default: print only)")
     b.set_defaults(func=_bench_confidence)
 
@@ -59,6 +63,8 @@ def _bench_confidence(args: argparse.Namespace) -> int:
     ds, preset = grid.load_grid_dataset(args.dataset)
     if args.seeds < 1:
         raise InputError(f"--seeds must be >= 1; got {args.seeds}.")
+    if args.jobs < 1:
+        raise InputError(f"--jobs must be >= 1; got {args.jobs}.")
     kw = {
         "delta": args.delta,
         "budget": args.budget or preset.budget,
@@ -66,27 +72,39 @@ def _bench_confidence(args: argparse.Namespace) -> int:
         "val_fraction": preset.val_fraction,
         "hidden": preset.hidden,
         "epochs": args.epochs,
+        "fresh": grid.load_fresh(args.dataset),
+        "colander_params": {"search": {"lam": [1, 10, 100]}} if args.colander_search else None,
     }
     train_times, post_hocs = _csv_list(args.train_time), _csv_list(args.post_hoc)
     print(
         f"dataset {ds.name} ({args.dataset}: {preset.description}); human budget {kw['budget']} "
         f"(validation share {preset.val_fraction}), {kw['rounds']} rounds, epsilon {args.epsilon}, "
-        f"delta {args.delta} ({grid.DELTA_SCHEDULE} over rounds), Clopper-Pearson fixed-sequence bound, MLP({preset.hidden}), {args.seeds} seeds",
+        f"delta {args.delta} ({grid.DELTA_SCHEDULE} over rounds), Clopper-Pearson fixed-sequence bound, MLP({preset.hidden}), {args.seeds} seeds"
+        + (f"; population error measured on a fresh sample of {len(kw['fresh'])}" if kw["fresh"] is not None else "")
+        + ("; Colander's lam chosen in {1, 10, 100} on held-out calibration data" if args.colander_search else ""),
         flush=True,
     )
     runs = grid.run_grid(
         ds, train_times=train_times, post_hocs=post_hocs, seeds=range(args.seeds), epsilon=args.epsilon,
-        on_run=_progress, **kw,
+        on_run=_progress, jobs=args.jobs, **kw,
     )
     summary = grid.summarize(runs)
     print(grid.format_table(summary))
-    print("* = highest coverage among the calibrated post-hoc methods of that train-time method")
+    print("* = highest coverage among the calibrated post-hoc methods of that train-time method; "
+          "seeds>eps = seeds whose auto-labels' true error exceeds epsilon"
+          + ("; pop = the final rule's error on the fresh sample" if kw["fresh"] is not None else ""))
+    comp = grid.colander_comparison(runs)
+    if len(comp):
+        print(grid.format_comparison(comp))
     if args.out is None:
         return 0
     out: Path = args.out
     grid.save_csv(runs, out / "runs.csv")
     grid.save_csv(summary, out / "summary.csv")
     written = ["runs.csv", "summary.csv"]
+    if len(comp):
+        grid.save_csv(comp, out / "colander_comparison.csv")
+        written.append("colander_comparison.csv")
     eps_grid = [float(e) for e in _csv_list(args.eps_grid)]
     if eps_grid:
         t0 = train_times[0]
@@ -94,7 +112,8 @@ def _bench_confidence(args: argparse.Namespace) -> int:
         for e in eps_grid:
             if e != args.epsilon:
                 parts.append(grid.run_grid(
-                    ds, train_times=[t0], post_hocs=post_hocs, seeds=range(min(args.seeds, 3)), epsilon=e, **kw
+                    ds, train_times=[t0], post_hocs=post_hocs, seeds=range(min(args.seeds, 3)), epsilon=e,
+                    jobs=args.jobs, **kw
                 ))
         eps_summary = grid.summarize(grid.pd.concat(parts, ignore_index=True))
         grid.save_csv(eps_summary, out / "coverage_vs_epsilon.csv")

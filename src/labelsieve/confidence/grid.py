@@ -55,6 +55,9 @@ class GridPreset:
     val_fraction: float = 0.5
     hidden: int = 64
     description: str = ""
+    #: Size of a fresh sample from the same distribution, drawn where the data set is generated
+    #: (waveform): the final rule's population error is then measured, not only its pool error.
+    fresh: int = 0
 
 
 #: Offline data sets for the grid. ``digits-few`` is the harder set: few training labels, so the
@@ -64,23 +67,59 @@ PRESETS: dict[str, GridPreset] = {
     "digits-few": GridPreset(
         "digits", budget=700, val_fraction=0.7, description="digits with only 210 training labels"
     ),
-    "waveform": GridPreset("waveform", budget=1500, description="Breiman waveform, 3 classes, 5000 items"),
+    "waveform": GridPreset(
+        "waveform", budget=1500, fresh=100_000, description="Breiman waveform, 3 classes, 5000 items"
+    ),
     "breast-cancer": GridPreset(
         "breast-cancer", budget=300, rounds=2, description="Wisconsin breast cancer, 2 classes, 569 items"
+    ),
+    "fashion-mnist": GridPreset(
+        "fashion-mnist", budget=2000, hidden=128,
+        description="Fashion-MNIST test split, 5000-item seeded subset, 784 pixels, 10 classes",
+    ),
+    "20newsgroups": GridPreset(
+        "20newsgroups", budget=1600, hidden=128,
+        description="20 Newsgroups train split, 4000-post seeded subset, MiniLM embeddings (384-d), 20 classes",
     ),
 }
 
 
+def _load_named(loader: str) -> Any:
+    """The data set behind a preset's ``loader`` name (all offline; see :mod:`labelsieve.data`)."""
+    from labelsieve.data.embedded import EMBEDDED, load_fashion_mnist
+
+    if loader == "fashion-mnist":
+        return load_fashion_mnist("test", n=5000, random_state=0)
+    if loader == "20newsgroups":
+        import os
+
+        from labelsieve.data.text import load_text_dataset
+        from labelsieve.labelers.fewshot import embed_dataset
+        from labelsieve.labelers.text import MiniLMEncoder
+
+        text = load_text_dataset("20newsgroups", split="train", n=4000, random_state=0)
+        cache = os.environ.get("LABELSIEVE_CACHE", os.path.expanduser("~/.cache/labelsieve/embeddings"))
+        return embed_dataset(text, MiniLMEncoder(max_seq_length=128), cache_dir=cache, progress=True)
+    return EMBEDDED[loader]()
+
+
 def load_grid_dataset(name: str) -> tuple[Any, GridPreset]:
     """The :class:`~labelsieve.data.Dataset` and preset for a grid data-set name."""
-    from labelsieve.data.embedded import EMBEDDED
-
     key = str(name).strip().lower().replace("_", "-")
     if key not in PRESETS:
         raise InputError(f"unknown grid data set {name!r}; choose one of {sorted(PRESETS)}.")
     preset = PRESETS[key]
-    ds = EMBEDDED[preset.loader]()
-    return ds, preset
+    return _load_named(preset.loader), preset
+
+
+def load_fresh(name: str) -> Any | None:
+    """A fresh sample of the preset's distribution (``preset.fresh`` items), or None."""
+    preset = PRESETS[str(name).strip().lower().replace("_", "-")]
+    if not preset.fresh:
+        return None
+    from labelsieve.data.embedded import load_waveform
+
+    return load_waveform(preset.fresh, random_state=10_000)  # the pool uses seed 0
 
 
 class ScarceDataFallback:
@@ -136,8 +175,14 @@ def run_cell(
     hidden: int = 64,
     epochs: int = 60,
     colander_params: dict | None = None,
+    fresh: Any = None,
 ) -> dict[str, Any]:
-    """One TBAL run; returns coverage, true auto-labeling error and bookkeeping."""
+    """One TBAL run; returns coverage, true auto-labeling error and bookkeeping.
+
+    With ``fresh`` (a labeled sample of the same distribution, never seen by the run) the final
+    rule is applied to it too: ``population_error`` is then the error the guarantee is about,
+    up to that sample's own noise (``population_coverage`` the share it auto-labels).
+    """
     from labelsieve.autolabel.tbal import TBAL
     from labelsieve.models import MLPClassifier
 
@@ -161,6 +206,13 @@ def run_cell(
     ).run(dataset)
     m = res.metrics
     err = m["auto_label_error"]
+    pop: dict[str, float] = {}
+    if fresh is not None:
+        auto, codes, _ = res.apply(fresh.X)
+        pop = {
+            "population_coverage": float(auto.mean()),
+            "population_error": float((codes[auto] != fresh.y[auto]).mean()) if auto.any() else 0.0,
+        }
     return {
         "dataset": dataset.name,
         "train_time": train_time,
@@ -172,8 +224,18 @@ def run_cell(
         "n_auto_labeled": m["n_auto_labeled"],
         "human_labels": m["human_labels"],
         "fallbacks": 0 if cf is None else cf.counter[0],
+        **pop,
         "seconds": time.perf_counter() - t0,
     }
+
+
+def _run_cell_task(args: tuple) -> dict[str, Any]:
+    """Worker entry point of :func:`run_grid` with ``jobs > 1`` (one thread per process)."""
+    import torch
+
+    torch.set_num_threads(1)
+    dataset, t, p, s, kw = args
+    return run_cell(dataset, t, p, s, **kw)
 
 
 def run_grid(
@@ -184,41 +246,62 @@ def run_grid(
     seeds: Sequence[int] = range(5),
     epsilon: float = 0.05,
     on_run: Callable[[dict], None] | None = None,
+    jobs: int = 1,
     **kw: Any,
 ) -> pd.DataFrame:
-    """Every (train-time, post-hoc, seed) run; one row each (see :func:`run_cell`)."""
+    """Every (train-time, post-hoc, seed) run; one row each (see :func:`run_cell`).
+
+    ``jobs > 1`` runs cells in that many processes; every cell is seeded, so the rows equal the
+    serial ones (returned in the serial order).
+    """
     for t in train_times:
         if t not in TRAIN_TIME:
             raise InputError(f"unknown train-time method {t!r}; choose from {list(TRAIN_TIME)}.")
     for p in post_hocs:
         if p not in CONFIDENCE_FUNCTIONS:
             raise InputError(f"unknown post-hoc method {p!r}; choose from {list(POST_HOC)}.")
-    rows = []
-    for t in train_times:
-        for p in post_hocs:
-            for s in seeds:
-                row = run_cell(dataset, t, p, int(s), epsilon=epsilon, **kw)
-                rows.append(row)
-                if on_run:
-                    on_run(row)
-    return pd.DataFrame(rows)
+    tasks = [(dataset, t, p, int(s), {"epsilon": epsilon, **kw}) for t in train_times for p in post_hocs for s in seeds]
+    if jobs <= 1:
+        rows = []
+        for task in tasks:
+            rows.append(run_cell(task[0], task[1], task[2], task[3], **task[4]))
+            if on_run:
+                on_run(rows[-1])
+        return pd.DataFrame(rows)
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    out: list[dict | None] = [None] * len(tasks)
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as pool:
+        futures = {pool.submit(_run_cell_task, task): i for i, task in enumerate(tasks)}
+        for fut in as_completed(futures):
+            out[futures[fut]] = row = fut.result()
+            if on_run:
+                on_run(row)
+    return pd.DataFrame(out)
 
 
 def summarize(runs: pd.DataFrame) -> pd.DataFrame:
     """Mean and sd over seeds of coverage and true error per (data set, ε, train-time, post-hoc),
     plus the fraction of seeds whose true error exceeds ε."""
-    g = runs.assign(over=runs["auto_label_error"] > runs["epsilon"]).groupby(
-        ["dataset", "epsilon", "train_time", "post_hoc"], sort=False
+    has_pop = "population_error" in runs
+    runs = runs.assign(
+        over=runs["auto_label_error"] > runs["epsilon"],
+        pop_over=(runs["population_error"] > runs["epsilon"]) if has_pop else False,
     )
+    g = runs.groupby(["dataset", "epsilon", "train_time", "post_hoc"], sort=False)
+    extra = {"population_error_mean": ("population_error", "mean"), "pop_seeds_over_eps": ("pop_over", "sum")}
     out = g.agg(
         coverage_mean=("coverage", "mean"),
         coverage_sd=("coverage", "std"),
         error_mean=("auto_label_error", "mean"),
         error_sd=("auto_label_error", "std"),
         frac_over_eps=("over", "mean"),
+        seeds_over_eps=("over", "sum"),
         human_labels=("human_labels", "mean"),
         fallbacks=("fallbacks", "sum"),
         seeds=("seed", "nunique"),
+        **(extra if has_pop else {}),
     ).reset_index()
     return out.fillna({"coverage_sd": 0.0, "error_sd": 0.0})
 
@@ -229,6 +312,7 @@ def format_table(summary: pd.DataFrame, *, header: str = "") -> str:
     lines.append(
         f"{'train-time':<11}{'post-hoc':<16}{'coverage % (mean±sd)':>22}{'error % (mean±sd)':>20}"
         f"{'seeds>eps':>10}{'humans':>8}{'fallbk':>7}"
+        + (f"{'pop err %':>10}{'pop>eps':>8}" if "population_error_mean" in summary else "")
     )
     for (_, _, t), part in summary.groupby(["dataset", "epsilon", "train_time"], sort=False):
         calibrated = part[part["post_hoc"] != "softmax"]
@@ -239,8 +323,46 @@ def format_table(summary: pd.DataFrame, *, header: str = "") -> str:
                 f"{t:<11}{r['post_hoc'] + mark:<16}"
                 f"{100 * r['coverage_mean']:>13.1f} ± {100 * r['coverage_sd']:<6.1f}"
                 f"{100 * r['error_mean']:>11.2f} ± {100 * r['error_sd']:<6.2f}"
-                f"{r['frac_over_eps']:>10.2f}{r['human_labels']:>8.0f}{int(r['fallbacks']):>7d}"
+                f"{int(r['seeds_over_eps']):>6d}/{int(r['seeds']):<3d}{r['human_labels']:>8.0f}{int(r['fallbacks']):>7d}"
+                + (f"{100 * r['population_error_mean']:>10.2f}{int(r['pop_seeds_over_eps']):>4d}/{int(r['seeds']):<3d}"
+                   if "population_error_mean" in summary else "")
             )
+    return "\n".join(lines)
+
+
+def colander_comparison(runs: pd.DataFrame, *, method: str = "colander") -> pd.DataFrame:
+    """``method`` against every other post-hoc function at the same train-time method and ε,
+    paired by seed (same split, same human labels): mean coverage difference and the seeds where
+    ``method`` covers more / less."""
+    key = ["dataset", "epsilon", "train_time", "seed"]
+    mine = runs[runs["post_hoc"] == method].set_index(key)["coverage"]
+    rows = []
+    for (d, e, t, p), part in runs[runs["post_hoc"] != method].groupby(
+        ["dataset", "epsilon", "train_time", "post_hoc"], sort=False
+    ):
+        other = part.set_index(key)["coverage"]
+        both = mine.index.intersection(other.index)
+        if not len(both):
+            continue
+        diff = mine.loc[both].to_numpy() - other.loc[both].to_numpy()
+        rows.append({
+            "dataset": d, "epsilon": e, "train_time": t, "other": p,
+            f"{method}_coverage": float(mine.loc[both].mean()), "other_coverage": float(other.loc[both].mean()),
+            "difference": float(diff.mean()), "wins": int((diff > 0).sum()), "losses": int((diff < 0).sum()),
+            "seeds": len(both),
+        })
+    return pd.DataFrame(rows)
+
+
+def format_comparison(comp: pd.DataFrame, *, method: str = "colander") -> str:
+    """One line per (train-time, other method): coverage of both, difference, paired wins/losses."""
+    lines = [f"{method} vs each other post-hoc function (paired by seed)",
+             f"{'train-time':<11}{'other':<16}{method + ' %':>12}{'other %':>9}{'diff':>8}{'wins/losses':>13}"]
+    for _, r in comp.iterrows():
+        lines.append(
+            f"{r['train_time']:<11}{r['other']:<16}{100 * r[f'{method}_coverage']:>12.1f}"
+            f"{100 * r['other_coverage']:>9.1f}{100 * r['difference']:>+8.1f}{int(r['wins']):>7d}/{int(r['losses'])}"
+        )
     return "\n".join(lines)
 
 
