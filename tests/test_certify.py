@@ -242,7 +242,7 @@ def test_guarantee_holds_on_a_non_monotone_error_curve():
         wrong = rng.random(n) < _bump(conf)
         res = scan_threshold(conf, wrong, epsilon=eps, delta=delta)
         if np.isfinite(res.threshold):
-            viol += tail[int(round(res.threshold * 200_000))] > eps
+            viol += tail[round(res.threshold * 200_000)] > eps
             covered += 1 - res.threshold
     assert viol / seeds <= delta + 3 * math.sqrt(delta * (1 - delta) / seeds)
     assert covered / seeds > 0.1  # measured 0.146; the bump makes the scan stop early in many seeds

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
 from scipy.special import softmax
@@ -135,6 +133,19 @@ def test_deterministic_given_seed_and_apply_reproduces_run_labels():
     assert (
         mask.all() and (labels == auto.code.to_numpy()).all() and (rounds == auto["round"].to_numpy()).all()
     )
+
+
+def test_labels_say_which_human_labels_were_validation():
+    ds = _pool(600, seed=6, spread=2.0)
+    tb = TBAL(model=LogisticRegressionClassifier(n_classes=3), epsilon=0.1, budget=200, rounds=3,
+              val_fraction=0.4, random_state=3)
+    lab = tb.run(ds).labels
+    # the validation set is the first val_fraction * budget items of the run's permutation
+    val_ids = set(ds.ids[np.random.default_rng(3).permutation(len(ds))[:80]])
+    assert set(lab.id[lab.role == "validation"]) == val_ids
+    assert (lab.role[lab.source == "auto"] == "auto").all()
+    human = lab[lab.source == "human"]
+    assert set(human.role) == {"validation", "train"} and (human.role == "train").sum() == 200 - 80
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,7 @@ Layout of ``DIR``::
     config.json          the run's parameters (written first; a resumed run reuses them)
     state/answers.csv    every human answer so far (id, label_code), rewritten atomically
     queries/, answers/   the file oracle's requests and the humans' answers
-    labels.csv           id,label,source,confidence,threshold,round,p_wrong,p_wrong_basis   (on completion)
+    labels.csv           id,label,source,role,confidence,threshold,round,p_wrong,p_wrong_basis   (on completion)
     labels.parquet       the same table
     history.csv          one row per round
     rounds.png           coverage and error per round
@@ -51,7 +51,7 @@ from labelsieve.autolabel.oracles import (
 from labelsieve.autolabel.tbal import TBAL, TBALResult
 from labelsieve.errors import InputError
 
-LABEL_COLUMNS = ["id", "label", "source", "confidence", "threshold", "round", "p_wrong", "p_wrong_basis"]
+LABEL_COLUMNS = ["id", "label", "source", "role", "confidence", "threshold", "round", "p_wrong", "p_wrong_basis"]
 ORACLE_KINDS = ("simulated", "file", "crowd")
 #: ``p_wrong_basis`` values
 BASIS_AUTO = "epsilon: guaranteed bound on the auto-label error rate"

@@ -268,16 +268,17 @@ class TBAL:
         thr_out = np.full(n, np.nan)
         round_out = np.zeros(n, dtype=np.int64)
         in_pool = np.ones(n, dtype=bool)  # neither human- nor auto-labeled yet
+        role = np.full(n, "", dtype=object)  # what a label was used for: validation | train | auto
 
-        def ask(idx: np.ndarray, rnd: int) -> np.ndarray:
+        def ask(idx: np.ndarray, rnd: int, what: str = "train") -> np.ndarray:
             y = oracle.ask(dataset.ids[idx])
-            label[idx], source[idx], round_out[idx], in_pool[idx] = y, HUMAN, rnd, False
+            label[idx], source[idx], round_out[idx], in_pool[idx], role[idx] = y, HUMAN, rnd, False, what
             return y
 
         perm = rng.permutation(n)
         val_idx = np.sort(perm[:n_val])
         train_idx = np.sort(perm[n_val : n_val + seed_size])
-        ask(val_idx, 0)
+        ask(val_idx, 0, "validation")
         ask(train_idx, 0)
         val_active = np.ones(n_val, dtype=bool)
         spent = n_val + seed_size
@@ -346,6 +347,7 @@ class TBAL:
                 )
             newly = pool[acc]
             label[newly], source[newly], round_out[newly], in_pool[newly] = p_pred[acc], AUTO, r, False
+            role[newly] = AUTO
             conf_out[newly], thr_out[newly] = p_conf[acc], cert.thresholds[p_pred[acc]]
             if len(newly):
                 uppers = np.array([s.upper for s in cert.scans])
@@ -389,6 +391,7 @@ class TBAL:
                 "label": np.asarray(dataset.classes, dtype=object)[label[labeled]],
                 "code": label[labeled],
                 "source": source[labeled],
+                "role": role[labeled],
                 "confidence": conf_out[labeled],
                 "threshold": thr_out[labeled],
                 "round": round_out[labeled],
