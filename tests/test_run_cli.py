@@ -97,6 +97,10 @@ def test_file_oracle_resume_equals_simulated_run(tmp_path, capsys):
     a = pd.read_csv(sim / "labels.csv")
     b = pd.read_csv(out / "labels.csv")
     pd.testing.assert_frame_equal(a, b)
+    # round 0 is one request: the validation set and the seed set together
+    first = set(pd.read_csv(out / "queries" / "request-001.csv", dtype=str).id)
+    r0 = b[(b.source == "human") & (b["round"] == 0)]
+    assert first == set(r0.id.astype(str)) and set(r0.role) == {"validation", "train"}
     rec = pd.read_csv(out / "state" / "answers.csv", dtype=str)
     assert rec.id.is_unique and len(rec) == json.loads((out / "metrics.json").read_text())["human_labels"]
 

@@ -270,7 +270,7 @@ class TBAL:
         in_pool = np.ones(n, dtype=bool)  # neither human- nor auto-labeled yet
         role = np.full(n, "", dtype=object)  # what a label was used for: validation | train | auto
 
-        def ask(idx: np.ndarray, rnd: int, what: str = "train") -> np.ndarray:
+        def ask(idx: np.ndarray, rnd: int, what: Any = "train") -> np.ndarray:
             y = oracle.ask(dataset.ids[idx])
             label[idx], source[idx], round_out[idx], in_pool[idx], role[idx] = y, HUMAN, rnd, False, what
             return y
@@ -278,8 +278,8 @@ class TBAL:
         perm = rng.permutation(n)
         val_idx = np.sort(perm[:n_val])
         train_idx = np.sort(perm[n_val : n_val + seed_size])
-        ask(val_idx, 0, "validation")
-        ask(train_idx, 0)
+        # one request for the validation set and the seed set (a file oracle asks humans once)
+        ask(np.concatenate([val_idx, train_idx]), 0, np.repeat(["validation", "train"], [n_val, seed_size]))
         val_active = np.ones(n_val, dtype=bool)
         spent = n_val + seed_size
         truth = dataset.y if dataset.has_truth else None
