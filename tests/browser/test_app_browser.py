@@ -7,38 +7,15 @@ Skipped with a reason when chromium or playwright is missing.
 
 from __future__ import annotations
 
-import os
-import shutil
-import threading
-import time
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-if not Path(CHROMIUM).exists():
-    pytest.skip("Debian's chromium is not installed (apt-get install -y chromium)", allow_module_level=True)
-sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (no browser download needed)")
-pytest.importorskip("uvicorn", reason="pip install uvicorn fastapi")
-
-from labelsieve.app.server import bind_socket, create_app
 from labelsieve.data import load_dataset
 from labelsieve.store.project import Project, init_project
 
-SHOTS = (
-    Path(__file__).resolve().parents[2] / "docs" / "screenshots"
-    if os.environ.get("LABELSIEVE_UPDATE_SCREENSHOTS") == "1"
-    else Path(__file__).resolve().parent / "out"
-)
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
-
 
 @pytest.fixture(scope="module")
-def base_url(tmp_path_factory):
-    import uvicorn
-
+def base_url(tmp_path_factory, serve_project):
     d = tmp_path_factory.mktemp("browser") / "digits"
     p = init_project(d, load_dataset("digits").subset(np.arange(200)))
     p.store.add_labeler("ann", gold_accuracy=0.9)
@@ -46,36 +23,22 @@ def base_url(tmp_path_factory):
     p.store.append_events([{"item": k, "code": k % 10, "source": "auto", "who": "logreg",
                             "confidence": 0.6 + k / 1000, "round": 1} for k in range(100, 200)])
     p.close()
-    sock = bind_socket("127.0.0.1", 0)
-    server = uvicorn.Server(uvicorn.Config(create_app(d, tau=0.95, kappa=2), log_level="error"))
-    th = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    th.start()
-    while not server.started:
-        time.sleep(0.01)
-    yield f"http://127.0.0.1:{sock.getsockname()[1]}", d
-    server.should_exit = True
-    th.join(10)
+    with serve_project(d, tau=0.95, kappa=2) as url:
+        yield url, d
 
 
 @pytest.fixture(scope="module")
-def page(base_url):
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        pg = browser.new_page(viewport={"width": 1100, "height": 800})
-        yield pg
-        browser.close()
-
-
-def _shot(page, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"{name}.png"))
+def page(base_url, browser):
+    pg = browser.new_page(viewport={"width": 1100, "height": 800})
+    yield pg
+    pg.close()
 
 
 def _stat(page, sel: str) -> int:
     return int(page.locator(sel).inner_text())
 
 
-def test_label_review_and_dashboard_change(base_url, page) -> None:
+def test_label_review_and_dashboard_change(base_url, page, screenshot) -> None:
     url, d = base_url
     page.goto(f"{url}/dashboard")
     page.wait_for_selector("#n-reviews")
@@ -85,7 +48,7 @@ def test_label_review_and_dashboard_change(base_url, page) -> None:
     page.goto(f"{url}/label?labeler=ann")
     page.wait_for_selector("#itemid:has-text('item digits-')")
     first = page.locator("#itemid").inner_text()
-    _shot(page, "label")
+    screenshot(page, "label")
     page.keyboard.press("1")  # key 1 = class "0"
     page.wait_for_function(f"document.querySelector('#itemid').textContent !== {first!r}")
     page.locator("button[data-label='3']").click()  # and one by click
@@ -94,7 +57,7 @@ def test_label_review_and_dashboard_change(base_url, page) -> None:
     page.goto(f"{url}/review?reviewer=rev")
     page.wait_for_selector("#queue tbody tr")
     assert "(100 auto-labels)" in page.locator("#pageinfo").inner_text()
-    _shot(page, "review")
+    screenshot(page, "review")
     page.locator("#all").click()
     page.locator("#accept").click()
     page.wait_for_selector("#msg:has-text('50 label event')")
@@ -106,7 +69,7 @@ def test_label_review_and_dashboard_change(base_url, page) -> None:
     after = {k: _stat(page, f"#n-{k}") for k in ("reviews", "votes", "auto")}
     assert after == {"reviews": 50, "votes": 2, "auto": 50}
     assert page.locator(".relbar").count() >= 1  # reliability against the 50 accepted reviews
-    _shot(page, "dashboard")
+    screenshot(page, "dashboard")
     votes = Project(d).store.events(source="vote")
     assert votes["who"].tolist() == ["ann", "ann"] and votes["code"].tolist() == [0, 3]
 
@@ -119,7 +82,7 @@ def test_unknown_labeler_and_hostile_text_are_shown_as_text(base_url, page) -> N
     assert page.locator("img[src='x']").count() == 0
 
 
-def test_map_click_opens_item_and_similar(base_url, page) -> None:
+def test_map_click_opens_item_and_similar(base_url, page, screenshot) -> None:
     url, _ = base_url
     page.goto(f"{url}/map")
     page.wait_for_function("document.querySelector('#info').textContent.includes('PCA')")
@@ -129,4 +92,4 @@ def test_map_click_opens_item_and_similar(base_url, page) -> None:
     page.mouse.click(box["x"] + xy[0], box["y"] + xy[1])
     page.wait_for_selector("#similar .simitem")
     assert page.locator("#similar .simitem").count() == 8
-    _shot(page, "map")
+    screenshot(page, "map")

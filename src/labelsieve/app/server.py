@@ -28,7 +28,7 @@ from labelsieve.store.runs import run_history
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
 PAGES = {"/": "index.html", "/label": "label.html", "/review": "review.html", "/dashboard": "dashboard.html",
-         "/map": "map.html"}
+         "/map": "map.html", "/boxes": "boxes.html"}
 MAX_PAGE = 500
 THUMB_PX = 128
 
@@ -83,25 +83,32 @@ class AppState:
             return self._z
 
 
-def thumbnail_png(project: Project, kind: str, source: str, item_id: str) -> bytes:
-    """PNG thumbnail of an image item (8x8 digits are scaled up with nearest-neighbour)."""
+def open_item_image(project: Project, kind: str, source: str, item_id: str) -> Any:
+    """The PIL image of an image item (RGB for files; the stored array for embedded sets)."""
     from PIL import Image, UnidentifiedImageError
 
     if kind != "image":
-        raise InputError(f"item {item_id!r} is not an image")
+        raise InputError(f"item {item_id[:200]!r} is not an image")
     if source.startswith("raw.npy#"):
-        arr = project.raw_array(int(source.split("#", 1)[1]))
-        im = Image.fromarray(np.ascontiguousarray(arr))
+        return Image.fromarray(np.ascontiguousarray(project.raw_array(int(source.split("#", 1)[1]))))
+    try:
+        with Image.open(source) as src:
+            src.load()
+            return src.convert("RGB")
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        raise ImageDecodeError(f"the image of item {item_id[:200]!r} ({source}) cannot be decoded: "
+                               f"{type(exc).__name__}") from None
+
+
+def thumbnail_png(project: Project, kind: str, source: str, item_id: str) -> bytes:
+    """PNG thumbnail of an image item (8x8 digits are scaled up with nearest-neighbour)."""
+    from PIL import Image
+
+    im = open_item_image(project, kind, source, item_id)
+    if source.startswith("raw.npy#"):
         scale = max(1, THUMB_PX // max(im.size))
         im = im.resize((im.size[0] * scale, im.size[1] * scale), Image.Resampling.NEAREST)
     else:
-        try:
-            with Image.open(source) as src:
-                src.load()
-                im = src.convert("RGB")
-        except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
-            raise ImageDecodeError(f"the image of item {item_id!r} ({source}) cannot be decoded: "
-                                   f"{type(exc).__name__}") from None
         im.thumbnail((THUMB_PX * 2, THUMB_PX * 2))
     buf = io.BytesIO()
     im.save(buf, format="PNG")
@@ -302,6 +309,9 @@ def create_app(project_dir: str | Path, *, strategy: str = "threshold", tau: flo
         near = near[np.argsort(d[near])]
         return {"id": id, "items": [{**item_json(int(q)), "distance": float(np.sqrt(d[q]))} for q in near]}
 
+    from labelsieve.app.boxes import register as register_boxes
+
+    register_boxes(app, state)  # box review: /api/boxes*
     return app
 
 

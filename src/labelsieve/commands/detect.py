@@ -2,6 +2,10 @@
 
 Inputs everywhere: a COCO JSON (ground truth, or results with ``--images GT.json``), a YOLO labels
 folder (with ``--images`` for the sizes), or a directory written by ``detect import``.
+
+Boxes in a project (reviewed in the web app's /boxes page): ``detect init`` (a project whose items
+are the images of a folder), ``detect add`` (proposed boxes into it), ``detect accept``
+(auto-accept by per-class thresholds), ``detect export-project`` (the reviewed boxes as COCO/YOLO).
 """
 
 from __future__ import annotations
@@ -108,6 +112,51 @@ def register(sub: argparse._SubParsersAction, bench: argparse._SubParsersAction)
     x.add_argument("--out", type=Path, required=True)
     x.add_argument("--overwrite", action="store_true")
     x.set_defaults(func=_export)
+
+    pi = dsub.add_parser("init", help="create a project whose items are the images of a folder (for box review)",
+                         description="Create a labelsieve project from IMAGES_DIR (every image file, flat or in "
+                                     "sub-folders) with the detection classes as the project's classes.")
+    pi.add_argument("dir", type=Path, metavar="PROJECT")
+    pi.add_argument("images_dir", type=Path, metavar="IMAGES_DIR")
+    pi.add_argument("--classes", required=True, help="comma-separated class names, or a classes.txt file")
+    pi.add_argument("--name", help="project name (default: the folder's)")
+    pi.set_defaults(func=_project_init)
+
+    ad = dsub.add_parser("add", help="put proposed boxes (a detector's, or a COCO/YOLO file) into a project",
+                         description="Store the boxes of PREDICTIONS (COCO JSON, YOLO folder or detections "
+                                     "directory) as proposals on the project's image items, matched by item id "
+                                     "or file name; categories are matched to the project classes by name. "
+                                     "Importing the same boxes twice adds nothing.")
+    ad.add_argument("dir", type=Path, metavar="PROJECT")
+    ad.add_argument("predictions", type=Path, metavar="PREDICTIONS")
+    _inputs(ad)
+    ad.add_argument("--format", choices=("auto", "coco", "yolo", "saved"), default="auto",
+                    help="what PREDICTIONS is (default: from the path)")
+    ad.add_argument("--who", help="the detector or file recorded on the boxes (default: the file name)")
+    ad.add_argument("--source", choices=("model", "import", "human"), default="import")
+    ad.set_defaults(func=_project_add)
+
+    ac = dsub.add_parser("accept", help="auto-accept a project's boxes whose score passes their class threshold",
+                         description="Write an automatic 'accept' event (with the box's score and the threshold) "
+                                     "for every box whose score is >= its class's threshold. THRESHOLDS: the "
+                                     "report of `detect thresholds --out` (column chosen by --method) or a JSON "
+                                     "{class: threshold}. Review decisions keep precedence over these events.")
+    ac.add_argument("dir", type=Path, metavar="PROJECT")
+    ac.add_argument("--thresholds", type=Path, required=True, metavar="FILE")
+    ac.add_argument("--method", choices=("guarantee", "best-f1", "recall"), default="guarantee")
+    ac.add_argument("--who", help="recorded on the events (default: thresholds:<method>:<file name>)")
+    ac.set_defaults(func=_project_accept)
+
+    xp = dsub.add_parser("export-project", help="export a project's reviewed boxes as COCO JSON or YOLO txt",
+                         description="Accepted and relabeled boxes (final class), rejected ones dropped; every "
+                                     "image boxes were proposed on is listed. Missing boxes are drawn in an "
+                                     "annotation tool (CVAT, Label Studio) on this export.")
+    xp.add_argument("dir", type=Path, metavar="PROJECT")
+    xp.add_argument("--format", choices=("coco", "yolo"), required=True)
+    xp.add_argument("--out", type=Path, required=True)
+    xp.add_argument("--include-pending", action="store_true", help="also the boxes nobody decided about")
+    xp.add_argument("--overwrite", action="store_true")
+    xp.set_defaults(func=_project_export)
 
 
 def _load(path: Path, args: argparse.Namespace):
@@ -236,4 +285,77 @@ def _export(args: argparse.Namespace) -> int:
             raise InputError(f"{args.out}: already exists (pass --overwrite to replace it).")
         (write_coco_results if d.is_prediction else write_coco_gt)(d, args.out)
     print(f"wrote {len(d)} boxes on {len(d.images)} images as {args.format} -> {args.out}")
+    return 0
+
+
+def _project_init(args: argparse.Namespace) -> int:
+    from labelsieve.data import load_image_folder
+    from labelsieve.detect.io_yolo import read_classes_file
+    from labelsieve.errors import InputError
+    from labelsieve.store.project import init_project
+
+    cp = Path(args.classes)
+    names = read_classes_file(cp) if cp.is_file() else [c.strip() for c in args.classes.split(",") if c.strip()]
+    if len(names) < 2 or len(set(names)) != len(names):
+        raise InputError(f"--classes must name at least 2 distinct classes; got {names}")
+    ds = load_image_folder(args.images_dir, classes=names)
+    p = init_project(args.dir, ds, name=args.name)
+    print(f"created project '{p.name}' in {args.dir}: {p.store.n_items()} images, classes {list(p.classes)}")
+    return 0
+
+
+def _project_add(args: argparse.Namespace) -> int:
+    from labelsieve.errors import InputError
+    from labelsieve.store.boxes import add_detections
+    from labelsieve.store.project import Project
+
+    project = Project(args.dir)
+    src = args.predictions
+    kind = args.format
+    if kind != "auto":
+        is_saved = src.is_dir() and (src / "boxes.parquet").exists()
+        ok = {"coco": src.is_file() and src.suffix.lower() == ".json",
+              "yolo": src.is_dir() and not is_saved, "saved": is_saved}[kind]
+        if not ok:
+            raise InputError(f"{src}: not a {kind} input")
+    if src.is_dir() and not (src / "boxes.parquet").exists():  # YOLO: sizes from the project's image folder
+        if args.images is None:
+            src_dir = project.config.get("source")
+            args.images = src_dir if src_dir and Path(src_dir).is_dir() else None
+        if args.classes is None and not (src / "classes.txt").exists():
+            args.classes = list(project.classes)
+    dets = _load(src, args)
+    who = args.who or src.name
+    n = add_detections(project, dets, who=who, source=args.source)
+    print(f"added {n} new boxes of {len(dets)} in {src} ({len(dets.images)} images) to {args.dir} as {who!r}")
+    return 0
+
+
+def _project_accept(args: argparse.Namespace) -> int:
+    from labelsieve.store.boxes import auto_accept, thresholds_from_report
+    from labelsieve.store.project import Project
+
+    project = Project(args.dir)
+    thr = thresholds_from_report(args.thresholds, args.method)
+    who = args.who or f"thresholds:{args.method}:{args.thresholds.name}"
+    n = auto_accept(project, thr, who=who[:200])
+    shown = ", ".join(f"{k} {v:.3f}" for k, v in thr.items())
+    print(f"auto-accepted {n} boxes ({args.method} thresholds: {shown})")
+    return 0
+
+
+def _project_export(args: argparse.Namespace) -> int:
+    from labelsieve.detect import write_coco_gt, write_yolo
+    from labelsieve.errors import InputError
+    from labelsieve.store.boxes import reviewed_detections
+    from labelsieve.store.project import Project
+
+    d = reviewed_detections(Project(args.dir), include_pending=args.include_pending)
+    if args.format == "yolo":
+        write_yolo(d, args.out, scores=False, overwrite=args.overwrite)
+    else:
+        if args.out.exists() and not args.overwrite:
+            raise InputError(f"{args.out}: already exists (pass --overwrite to replace it).")
+        write_coco_gt(d, args.out)
+    print(f"wrote {len(d)} reviewed boxes on {len(d.images)} images as {args.format} -> {args.out}")
     return 0

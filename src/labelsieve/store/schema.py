@@ -175,8 +175,73 @@ def _v2(conn: sa.Connection) -> None:
     conn.execute(sa.text(UPSERT_CURRENT), {"lo": -1})
 
 
+# ---------------------------------------------------------------------------------- v3: boxes
+#: Where a box came from (``boxes.source``) and who may decide about it (``box_events.source``).
+BOX_SOURCES = ("model", "import", "human")
+#: A box decision's strength: a review beats an automatic acceptance whatever their order, as for
+#: item events (same numbers as :data:`PRECEDENCE`); among equals the latest event wins.
+BOX_EVENT_PRECEDENCE: dict[str, int] = {"auto": PRECEDENCE["auto"], "review": PRECEDENCE["review"]}
+BOX_ACTIONS = ("accept", "reject", "relabel")
+
+# the images a detector ran on (or an import listed), with the size its boxes were made for
+box_images = sa.Table(
+    "box_images",
+    metadata,
+    sa.Column("item", sa.Integer, sa.ForeignKey("items.pos"), primary_key=True, autoincrement=False),
+    sa.Column("width", sa.Integer, nullable=False),
+    sa.Column("height", sa.Integer, nullable=False),
+    sa.Column("created", sa.Float, nullable=False),
+)
+
+# proposed boxes (and masks): immutable once written; decisions about them are box_events
+boxes = sa.Table(
+    "boxes",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("item", sa.Integer, sa.ForeignKey("items.pos"), nullable=False),  # the image
+    sa.Column("x1", sa.Float, nullable=False),
+    sa.Column("y1", sa.Float, nullable=False),
+    sa.Column("x2", sa.Float, nullable=False),
+    sa.Column("y2", sa.Float, nullable=False),
+    sa.Column("code", sa.Integer, nullable=False),  # proposed class (project class code)
+    sa.Column("score", sa.Float, nullable=True),  # NULL: a box without a score (human / ground truth)
+    sa.Column("mask", sa.Text, nullable=True),  # COCO RLE JSON {"size": [h, w], "counts": str}
+    sa.Column("source", sa.String(10), nullable=False),  # model | import | human
+    sa.Column("who", sa.String(200), nullable=False),  # model name / file
+    sa.Column("run_id", sa.Integer, nullable=True),
+    sa.Column("key", sa.String(200), nullable=False, unique=True),  # same box imported twice: one row
+    sa.Column("created", sa.Float, nullable=False),
+)
+sa.Index("ix_boxes_item", boxes.c.item)
+
+# append-only decisions about boxes; a box's status is its winning event (precedence, then seq)
+box_events = sa.Table(
+    "box_events",
+    metadata,
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("box", sa.Integer, sa.ForeignKey("boxes.id"), nullable=False),
+    sa.Column("action", sa.String(10), nullable=False),  # accept | reject | relabel
+    sa.Column("code", sa.Integer, nullable=True),  # the class accepted / relabeled to; NULL for reject
+    sa.Column("who", sa.String(200), nullable=False),
+    sa.Column("source", sa.String(10), nullable=False),  # review | auto
+    sa.Column("precedence", sa.SmallInteger, nullable=False),
+    sa.Column("confidence", sa.Float, nullable=True),  # auto: the box's score
+    sa.Column("threshold", sa.Float, nullable=True),  # auto: the threshold it passed
+    sa.Column("run_id", sa.Integer, nullable=True),
+    sa.Column("created", sa.Float, nullable=False),
+    sa.Column("key", sa.String(200), nullable=True, unique=True),  # idempotency key
+)
+sa.Index("ix_box_events_box", box_events.c.box)
+
+
+def _v3(conn: sa.Connection) -> None:
+    """Boxes and masks of image items, and append-only box review events."""
+    for t in (box_images, boxes, box_events):
+        t.create(conn, checkfirst=True)
+
+
 #: Ordered migrations: ``MIGRATIONS[i]`` brings a store from version i to i + 1.
-MIGRATIONS: list[Callable[[sa.Connection], None]] = [_v1, _v2]
+MIGRATIONS: list[Callable[[sa.Connection], None]] = [_v1, _v2, _v3]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
