@@ -534,6 +534,22 @@ def test_grid_summary_hand_computed():
     assert "1/2" in text.splitlines()[2]  # the colander line: 1 seed of 2 over epsilon
 
 
+def test_validity_check_counts_cells_and_binomial_tail():
+    import pandas as pd
+    from scipy.stats import binom
+
+    from labelsieve.confidence.grid import validity_check
+
+    err = [0.06, 0.01, 0.01, 0.01] + [0.06, 0.06, 0.01, 0.01]
+    runs = pd.DataFrame({"dataset": "d", "epsilon": 0.05, "train_time": "ce",
+                         "post_hoc": ["softmax"] * 4 + ["colander"] * 4, "seed": [0, 1, 2, 3] * 2,
+                         "auto_label_error": err})
+    text = validity_check(runs, 0.25)
+    # softmax 1/4 <= floor(0.25 * 4) = 1 passes, colander 2/4 does not; the worst is colander
+    assert "3/8 cell-seeds" in text and "1/2 cells at or below delta" in text
+    assert "ce/colander 2/4" in text and f"= {binom.sf(1, 4, 0.25):.3f}" in text
+
+
 def test_colander_comparison_is_paired_by_seed():
     import pandas as pd
 

@@ -28,6 +28,8 @@ def register(sub: Any, bench: Any) -> None:
     )
     b.add_argument("--dataset", required=True, choices=sorted(PRESETS), help="offline data set")
     b.add_argument("--seeds", type=int, default=5, help="seeds per cell (default 5)")
+    b.add_argument("--first-seed", type=int, default=0,
+                   help="seeds run are FIRST_SEED .. FIRST_SEED + SEEDS - 1 (to extend a finished grid)")
     b.add_argument("--epsilon", type=float, default=0.05, help="target auto-labeling error (default 0.05)")
     b.add_argument("--delta", type=float, default=0.05)
     b.add_argument("--budget", type=int, help="human labels in all (default: the data set's preset)")
@@ -43,6 +45,9 @@ def register(sub: Any, bench: Any) -> None:
     b.add_argument("--no-colander-search", dest="colander_search", action="store_false",
                    help="train Colander with its default lam only (default: choose lam in {1, 10, 100} on "
                    "the held-out selection part of the calibration data, never on threshold or pool data)")
+    b.add_argument("--from-runs", type=Path, nargs="+", metavar="RUNS_CSV",
+                   help="print the tables of finished grids from their runs.csv files, merged (no runs); "
+                   "with --out, save the merged runs.csv, summary.csv and colander_comparison.csv")
     b.add_argument("--out", type=Path, help="directory for CSVs and plots (default: print only)")
     b.set_defaults(func=_bench_confidence)
 
@@ -56,10 +61,38 @@ def _progress(row: dict) -> None:
     )
 
 
+def _report(grid: Any, runs: Any, delta: float) -> tuple[Any, Any]:
+    """Print the grid table, the validity check and Colander against each method."""
+    summary = grid.summarize(runs)
+    has_pop = "population_error" in runs
+    print(grid.format_table(summary))
+    print("* = highest coverage among the calibrated post-hoc methods of that train-time method; "
+          "seeds>eps = seeds whose auto-labels' true error exceeds epsilon"
+          + ("; pop = the final rule's error on the fresh sample" if has_pop else ""))
+    print(grid.validity_check(runs, delta))
+    if has_pop:
+        print(grid.validity_check(runs, delta, column="population_error"))
+    comp = grid.colander_comparison(runs)
+    if len(comp):
+        print(grid.format_comparison(comp))
+    return summary, comp
+
+
 def _bench_confidence(args: argparse.Namespace) -> int:
     from labelsieve.confidence import grid
     from labelsieve.errors import InputError
 
+    if args.from_runs is not None:
+        runs = grid.pd.concat([grid.pd.read_csv(f) for f in args.from_runs], ignore_index=True)
+        if "delta" not in runs:  # grids saved before the column existed ran at --delta
+            runs["delta"] = args.delta
+        runs["delta"] = runs["delta"].fillna(args.delta)
+        runs = runs.drop_duplicates(["dataset", "epsilon", "train_time", "post_hoc", "seed"], keep="last")
+        summary, comp = _report(grid, runs, float(runs["delta"].iloc[0]))
+        if args.out is not None:
+            for name, df in (("runs", runs), ("summary", summary), ("colander_comparison", comp)):
+                grid.save_csv(df, args.out / f"{name}.csv")
+        return 0
     ds, preset = grid.load_grid_dataset(args.dataset)
     if args.seeds < 1:
         raise InputError(f"--seeds must be >= 1; got {args.seeds}.")
@@ -85,17 +118,11 @@ def _bench_confidence(args: argparse.Namespace) -> int:
         flush=True,
     )
     runs = grid.run_grid(
-        ds, train_times=train_times, post_hocs=post_hocs, seeds=range(args.seeds), epsilon=args.epsilon,
+        ds, train_times=train_times, post_hocs=post_hocs, seeds=range(args.first_seed, args.first_seed + args.seeds),
+        epsilon=args.epsilon,
         on_run=_progress, jobs=args.jobs, **kw,
     )
-    summary = grid.summarize(runs)
-    print(grid.format_table(summary))
-    print("* = highest coverage among the calibrated post-hoc methods of that train-time method; "
-          "seeds>eps = seeds whose auto-labels' true error exceeds epsilon"
-          + ("; pop = the final rule's error on the fresh sample" if kw["fresh"] is not None else ""))
-    comp = grid.colander_comparison(runs)
-    if len(comp):
-        print(grid.format_comparison(comp))
+    summary, comp = _report(grid, runs, args.delta)
     if args.out is None:
         return 0
     out: Path = args.out

@@ -219,6 +219,7 @@ def run_cell(
         "post_hoc": post_hoc,
         "seed": seed,
         "epsilon": epsilon,
+        "delta": delta,
         "coverage": m["coverage"],
         "auto_label_error": 0.0 if err is None else float(err),  # nothing auto-labeled: no error
         "n_auto_labeled": m["n_auto_labeled"],
@@ -328,6 +329,31 @@ def format_table(summary: pd.DataFrame, *, header: str = "") -> str:
                    if "population_error_mean" in summary else "")
             )
     return "\n".join(lines)
+
+
+def validity_check(runs: pd.DataFrame, delta: float, *, column: str = "auto_label_error") -> str:
+    """Does every cell keep its true error <= epsilon in >= 1 - delta of its seeds?
+
+    Per cell the number of seeds over ε is compared with Binomial(seeds, δ), the count a bound
+    that is valid *and tight* at level δ produces: the line reports the worst cell and the
+    probability of a count at least that large under such a bound (one-sided exact binomial
+    tail), and the pooled rate over all cells x seeds. Cells share their seeds' validation draws,
+    so the pooled count is not a sum of independent cells; the per-cell tails are exact.
+    """
+    from scipy.stats import binom
+
+    over = (runs[column] > runs["epsilon"]).groupby(
+        [runs["dataset"], runs["epsilon"], runs["train_time"], runs["post_hoc"]], sort=False
+    ).agg(["sum", "size"])
+    k, n = over["sum"].to_numpy(), over["size"].to_numpy()
+    tail = binom.sf(k - 1, n, delta)  # P(X >= k)
+    worst = int(np.argmin(tail))
+    ok = int((k <= np.floor(delta * n)).sum())
+    return (
+        f"{column}: {int(k.sum())}/{int(n.sum())} cell-seeds over epsilon (rate {k.sum() / n.sum():.3f}, delta {delta}); "
+        f"{ok}/{len(k)} cells at or below delta; worst cell {'/'.join(map(str, over.index[worst][2:]))} "
+        f"{int(k[worst])}/{int(n[worst])}, P(Binomial({int(n[worst])}, {delta}) >= {int(k[worst])}) = {tail[worst]:.3f}"
+    )
 
 
 def colander_comparison(runs: pd.DataFrame, *, method: str = "colander") -> pd.DataFrame:
