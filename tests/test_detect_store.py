@@ -328,7 +328,7 @@ def test_auto_accept_exactly_the_boxes_at_or_above_their_class_threshold(scenes,
     s = pred.boxes["score"].to_numpy()
     disk_score = float(np.sort(s[pred.boxes["category_id"].to_numpy() == 2])[1])
     thr = {"square": 0.6, "disk": disk_score, "triangle": float("inf")}  # disk: a box exactly at the threshold
-    n = B.auto_accept(project, thr, who="guarantee")
+    n = B.auto_accept(project, thr, who="guarantee")["accepted"]
     t = pred.boxes["category_id"].map({1: 0.6, 2: disk_score, 3: np.inf}).to_numpy()
     want = pred.boxes[s >= t]
     assert n == len(want) > 0
@@ -339,7 +339,8 @@ def test_auto_accept_exactly_the_boxes_at_or_above_their_class_threshold(scenes,
     ev = B.box_events(project).set_index("box").loc[cur["box"]]
     assert np.allclose(ev["confidence"], cur["score"]) and (ev["source"] == "auto").all()
     assert np.array_equal(ev["threshold"].to_numpy(), cur["class"].map(thr).to_numpy())
-    assert B.auto_accept(project, thr, who="guarantee") == 0  # same thresholds again: nothing new
+    again = B.auto_accept(project, thr, who="guarantee")  # same thresholds again: nothing new
+    assert again == {"accepted": 0, "withdrawn": 0, "unchanged": len(want)}
     # a reviewer's rejection is not overridden by a later auto-accept
     b0 = int(cur["box"].iloc[0])
     B.box_review(project, [b0], "reject", who="ann")
@@ -355,7 +356,51 @@ def test_auto_accept_with_fitted_guaranteed_thresholds(scenes, project) -> None:
     assert np.isfinite(list(bt.thresholds_.values())).any()
     pool = det.predict(gt, random_state=9)
     B.add_detections(project, pool, who="sim")
-    assert B.auto_accept(project, bt, who="guarantee eps=0.2") == int(bt.accept(pool).sum())
+    assert B.auto_accept(project, bt, who="guarantee eps=0.2")["accepted"] == int(bt.accept(pool).sum())
+
+
+def test_a_stricter_auto_accept_withdraws_earlier_auto_accepts_but_not_reviews(scenes, project) -> None:
+    _, gt = scenes
+    pred = SimulatedDetector(random_state=4, fp_per_image=2).predict(gt)
+    B.add_detections(project, pred, who="sim")
+    s = pred.boxes["score"].to_numpy()
+    loose = B.auto_accept(project, {"all": 0.2}, who="best-f1")  # "all": a global-scope report row
+    assert loose["accepted"] == int((s >= 0.2).sum()) > 0
+    reviewed = int(B.current_boxes(project, status="accepted", score_max=0.5)["box"].iloc[0])
+    B.box_review(project, [reviewed], "accept", who="ann")
+    strict = B.auto_accept(project, {"all": 0.9}, who="guarantee")
+    # every box under 0.9 that only a rule had accepted is pending again; the reviewed one stays
+    assert strict["withdrawn"] == int(((s >= 0.2) & (s < 0.9)).sum()) - 1
+    acc = B.current_boxes(project, status="accepted")
+    assert set(acc["box"]) == set(B.current_boxes(project, score_min=0.9)["box"]) | {reviewed}
+    assert (B.current_boxes(project, status="pending")["score"] < 0.9).all()
+    back = B.auto_accept(project, {"all": 0.2}, who="best-f1")  # and back: every rule-decided box is
+    assert back["accepted"] == int((s >= 0.2).sum()) - 1 and back["withdrawn"] == 0  # re-accepted at 0.2
+    ev = B.box_events(project).groupby("box").tail(1).set_index("box")
+    assert (ev.loc[list(set(B.current_boxes(project, status="accepted")["box"]) - {reviewed}), "threshold"] == 0.2).all()
+
+
+def test_auto_accept_needs_the_proposer_when_several_detectors_proposed(scenes, project) -> None:
+    _, gt = scenes
+    B.add_detections(project, SimulatedDetector(random_state=1).predict(gt), who="detA")
+    B.add_detections(project, SimulatedDetector(random_state=2, overconfidence=3.0).predict(gt), who="detB")
+    with pytest.raises(InputError, match=r"2 proposers \['detA', 'detB'\]"):
+        B.auto_accept(project, {"all": 0.5}, who="t")
+    with pytest.raises(InputError, match="no scored boxes from proposer 'detC'"):
+        B.auto_accept(project, {"all": 0.5}, who="t", proposer="detC")
+    B.auto_accept(project, {"all": 0.5}, who="t", proposer="detA")
+    acc = B.current_boxes(project, status="accepted")
+    assert len(acc) > 0 and set(acc["who"]) == {"detA"}
+
+
+def test_human_boxes_are_accepted_by_their_author(scenes, project) -> None:
+    _, gt = scenes
+    assert B.add_detections(project, gt, who="ann", source="human") == len(gt)
+    cur = B.current_boxes(project)
+    assert (cur["status"] == "accepted").all() and set(cur["decided_by"]) == {"ann"}
+    assert len(B.reviewed_detections(project)) == len(gt)
+    assert B.add_detections(project, gt, who="ann", source="human") == 0  # and once only
+    assert len(B.box_events(project)) == len(gt)
 
 
 # ------------------------------------------------------------------------------------------ export
@@ -421,7 +466,7 @@ def test_cli_init_add_accept_export_and_bad_input(scenes, tmp_path, capsys) -> N
     cat = pred.boxes["category_id"].to_numpy()
     s = pred.scores
     n_acc = int(((cat == 1) & (s >= 0.5)).sum() + ((cat == 2) & (s >= 0.7)).sum())
-    assert f"auto-accepted {n_acc} boxes" in capsys.readouterr().out
+    assert f": {n_acc} boxes newly auto-accepted, 0 earlier" in capsys.readouterr().out
     assert main(["detect", "export-project", str(proj), "--format", "coco", "--out", str(tmp_path / "o.json")]) == 0
     assert len(read_coco_gt(tmp_path / "o.json")) == n_acc
     assert main(["detect", "export-project", str(proj), "--format", "coco", "--out", str(tmp_path / "o.json")]) == 2

@@ -145,6 +145,8 @@ def register(sub: argparse._SubParsersAction, bench: argparse._SubParsersAction)
     ac.add_argument("--thresholds", type=Path, required=True, metavar="FILE")
     ac.add_argument("--method", choices=("guarantee", "best-f1", "recall"), default="guarantee")
     ac.add_argument("--who", help="recorded on the events (default: thresholds:<method>:<file name>)")
+    ac.add_argument("--proposer", help="the detector (the `who` of `detect add`) whose boxes the thresholds were "
+                    "fitted on; required when several detectors proposed boxes")
     ac.set_defaults(func=_project_accept)
 
     xp = dsub.add_parser("export-project", help="export a project's reviewed boxes as COCO JSON or YOLO txt",
@@ -338,9 +340,11 @@ def _project_accept(args: argparse.Namespace) -> int:
     project = Project(args.dir)
     thr = thresholds_from_report(args.thresholds, args.method)
     who = args.who or f"thresholds:{args.method}:{args.thresholds.name}"
-    n = auto_accept(project, thr, who=who[:200])
+    r = auto_accept(project, thr, who=who[:200], proposer=args.proposer)
     shown = ", ".join(f"{k} {v:.3f}" for k, v in thr.items())
-    print(f"auto-accepted {n} boxes ({args.method} thresholds: {shown})")
+    print(f"{args.method} thresholds ({shown}): {r['accepted']} boxes newly auto-accepted, {r['withdrawn']} earlier "
+          f"auto-accepts withdrawn (back to pending), {r['unchanged']} passing boxes unchanged (already accepted "
+          "at these thresholds, or decided by a reviewer)")
     return 0
 
 

@@ -209,6 +209,13 @@ def add_detections(project_or_store: Project | Store, dets: Detections, *, who: 
             _bulk_insert(c, S.box_images, add_img)
         if len(new):
             _bulk_insert(c, S.boxes, new)
+            if source == "human":  # a box a person drew is accepted by that person: one review event each
+                got = _select_in(c, sa.select(S.boxes.c.id, S.boxes.c.code), S.boxes.c.key, new["key"].tolist())
+                acc = pd.DataFrame(got, columns=["box", "code"])
+                acc = acc.assign(action="accept", who=who, source="review",
+                                 precedence=S.BOX_EVENT_PRECEDENCE["review"], created=time.time())
+                acc["key"] = [f"human:{wk}:{b}" for b in acc["box"]]
+                _bulk_insert(c, S.box_events, acc)
         lab = c.execute(sa.select(S.labelers.c.id).where(S.labelers.c.id == who)).first()
         if lab is None and source != "human":
             st.add_labeler(who, kind="model", name=f"boxes ({source})", conn=c)
@@ -251,14 +258,20 @@ def _box_ids(box_ids: Iterable[Any]) -> list[int]:
                 raise ValueError
         except (TypeError, ValueError):
             raise InputError(f"box id {str(b)[:50]!r} is not an integer") from None
+        if not 0 <= v < 2**63:
+            raise InputError(f"box id {str(b)[:50]} is out of range")
         ids.append(v)
     if not ids:
         raise InputError("no box ids given")
     return ids
 
 
+#: An automatic accept that a later threshold no longer supports is withdrawn by an ``auto``
+#: event with this action; a withdrawn box is pending again (reviews still win over both).
+WITHDRAW = "withdraw"
+
 _WIN_SQL = """
-SELECT box, action, code, who, source, seq FROM (
+SELECT box, CASE WHEN action = 'withdraw' THEN NULL ELSE action END AS action, code, who, source, seq FROM (
     SELECT box, action, code, who, source, seq,
            ROW_NUMBER() OVER (PARTITION BY box ORDER BY precedence DESC, seq DESC) AS rn
     FROM box_events {where}
@@ -400,52 +413,97 @@ def thresholds_from_report(report: pd.DataFrame | str | Path, method: str = "gua
     if t.isna().any():
         r = int(np.flatnonzero(t.isna().to_numpy())[0])
         raise InputError(f"{src}, row {r + 1}, field {cols[method]!r}: {report[cols[method]].iloc[r]!r} is not a number")
-    return dict(zip(report["class"].astype(str), t.astype(float), strict=True))
+    return dict(zip(report["class"].astype(str), t.astype(float), strict=True))  # "all": global scope
 
 
-def auto_accept(store: Project | Store, thresholds: Mapping[str | int, float] | Any, *, who: str,
-                run_id: int | None = None) -> int:
-    """Accept (``source="auto"``) every box whose score is >= the threshold of its proposed class.
-
-    ``thresholds``: class name (or code) -> threshold, e.g. :func:`thresholds_from_report` of the
-    guaranteed per-class thresholds, or a fitted :class:`~labelsieve.detect.BoxThresholds` (category
-    names are matched to project classes). Classes without a threshold (or +inf / NaN) accept
-    nothing. Each event records ``confidence`` = the box's score and the ``threshold`` it passed.
-    Reviews keep precedence over these events. Running again with the same thresholds adds nothing.
-    Returns the number of new events.
-    """
-    st = _store(store)
-    classes = st.classes()
-    if hasattr(thresholds, "thresholds_") and hasattr(thresholds, "categories_"):
-        thresholds = {thresholds.categories_[int(k)]: float(v) for k, v in thresholds.thresholds_.items()}
+def _class_thresholds(classes: Sequence[str], thresholds: Mapping[str | int, float]) -> np.ndarray:
+    """Threshold per class code (+inf = accept nothing); a key ``"all"`` (global scope) sets every class."""
     thr = np.full(len(classes), np.inf)
     for k, v in dict(thresholds).items():
         try:
             t = float(v)
         except (TypeError, ValueError):
             raise InputError(f"threshold of class {k!r} is not a number: {v!r}") from None
-        thr[_class_code(classes, k)] = t if not math.isnan(t) else np.inf
+        t = t if not math.isnan(t) else np.inf
+        if str(k) == "all" and "all" not in classes:
+            thr[:] = t
+        else:
+            thr[_class_code(classes, k)] = t
+    return thr
+
+
+def auto_accept(store: Project | Store, thresholds: Mapping[str | int, float] | Any, *, who: str,
+                proposer: str | None = None, run_id: int | None = None) -> dict[str, int]:
+    """Make the boxes of ``proposer`` whose score is >= their class's threshold the accepted ones.
+
+    ``thresholds``: class name (or code) -> threshold, e.g. :func:`thresholds_from_report` of the
+    guaranteed per-class thresholds (``"all"`` = one global threshold), or a fitted
+    :class:`~labelsieve.detect.BoxThresholds` (category names matched to project classes). Classes
+    without a threshold (+inf / NaN) accept nothing. The thresholds were fitted on one detector's
+    boxes: ``proposer`` (the ``who`` of the boxes) says which; it may be omitted only when a single
+    proposer has scored boxes in the project.
+
+    The latest run is authoritative among automatic decisions: a box that passes gets an ``accept``
+    event (``source="auto"``, ``confidence`` = its score, the ``threshold`` it passed) unless its
+    current decision already is that; a box auto-accepted earlier that no longer passes gets a
+    ``withdraw`` event and is pending again. Reviews keep precedence over both. Running again with
+    the same thresholds adds nothing. Returns ``{"accepted": .., "withdrawn": .., "unchanged": ..}``.
+    """
+    st = _store(store)
+    classes = st.classes()
+    if hasattr(thresholds, "thresholds_") and hasattr(thresholds, "categories_"):
+        thresholds = {thresholds.categories_[int(k)]: float(v) for k, v in thresholds.thresholds_.items()}
+    thr = _class_thresholds(classes, thresholds)
     who = str(who).strip()
     if not who or len(who) > 200:
         raise InputError(f"'who' must be 1-200 characters; got {who[:210]!r}")
     with st.read() as c:
+        proposers = [r[0] for r in c.execute(sa.select(S.boxes.c.who).where(S.boxes.c.score.is_not(None))
+                                             .distinct().order_by(S.boxes.c.who))]
+        if proposer is None:
+            if len(proposers) > 1:
+                raise InputError(f"the project has scored boxes from {len(proposers)} proposers {proposers[:10]}; "
+                                 "say which one the thresholds were fitted on (proposer= / --proposer)")
+            proposer = proposers[0] if proposers else None
+        elif proposer not in proposers:
+            raise InputError(f"no scored boxes from proposer {str(proposer)[:200]!r}; the project has {proposers[:10]}")
+        if proposer is None:
+            return {"accepted": 0, "withdrawn": 0, "unchanged": 0}
         rows = c.execute(sa.select(S.boxes.c.id, S.boxes.c.code, S.boxes.c.score)
-                         .where(S.boxes.c.score.is_not(None)).order_by(S.boxes.c.id)).fetchall()
-    if not rows:
-        return 0
+                         .where(S.boxes.c.score.is_not(None), S.boxes.c.who == proposer)
+                         .order_by(S.boxes.c.id)).fetchall()
     a = np.array(rows, dtype=np.float64)
     ids, code, score = a[:, 0].astype(np.int64), a[:, 1].astype(np.int64), a[:, 2]
     t = thr[code]
-    sel = score >= t
-    ev = pd.DataFrame({"box": ids[sel], "action": "accept", "code": code[sel], "who": who, "source": "auto",
-                       "precedence": S.BOX_EVENT_PRECEDENCE["auto"], "confidence": score[sel],
-                       "threshold": t[sel], "run_id": run_id, "created": time.time()})
-    ev["key"] = [f"auto:{_key_hash(who)}:{b}:{v!r}" for b, v in zip(ev["box"], ev["threshold"], strict=True)]
+    passes = score >= t
     with st.transaction() as c:
+        sql = ("SELECT e.box, e.action, e.source, e.threshold, e.seq FROM box_events e JOIN ("
+               + _WIN_SQL.format(where="WHERE box IN (SELECT id FROM boxes WHERE who = :who)")
+               + ") w ON w.seq = e.seq")
+        win = pd.DataFrame(c.execute(sa.text(sql), {"who": proposer}).fetchall(),
+                           columns=["box", "action", "source", "threshold", "seq"]).set_index("box")
+        cur = win.reindex(ids)
+        auto_acc = (cur["source"].to_numpy() == "auto") & (cur["action"].to_numpy() == "accept")
+        review = cur["source"].to_numpy() == "review"
+        same = auto_acc & (cur["threshold"].to_numpy(dtype=np.float64) == t)
+        add = passes & ~review & ~same
+        drop = ~passes & auto_acc
+        seq = cur["seq"].fillna(0).to_numpy(dtype=np.int64)
+        now = time.time()
+        ev = pd.concat([
+            pd.DataFrame({"box": ids[add], "action": "accept", "code": code[add], "confidence": score[add],
+                          "threshold": t[add], "key": [f"auto:{b}:{q}:accept:{v!r}" for b, q, v in
+                                                       zip(ids[add], seq[add], t[add], strict=True)]}),
+            pd.DataFrame({"box": ids[drop], "action": WITHDRAW, "code": None, "confidence": score[drop],
+                          "threshold": t[drop], "key": [f"auto:{b}:{q}:withdraw" for b, q in
+                                                        zip(ids[drop], seq[drop], strict=True)]}),
+        ], ignore_index=True)
+        ev = ev.assign(who=who, source="auto", precedence=S.BOX_EVENT_PRECEDENCE["auto"], run_id=run_id, created=now)
         ev = ev[~ev["key"].isin(_existing(c, S.box_events.c.key, ev["key"].tolist()))]
         if len(ev):
             _bulk_insert(c, S.box_events, ev)
-    return len(ev)
+    n_acc = int((ev["action"] == "accept").sum())
+    return {"accepted": n_acc, "withdrawn": len(ev) - n_acc, "unchanged": int((passes & (review | same)).sum())}
 
 
 # ---------------------------------------------------------------------------------- reading
