@@ -217,8 +217,9 @@ def _thresholds(args: argparse.Namespace) -> int:
     atomic_write_text(args.out, rep.to_csv(index=False))
     cols = ["class", "n_gt", "n_pred", "threshold_guarantee", "precision_guarantee", "recall_guarantee",
             "threshold_best_f1", "precision_best_f1", "recall_best_f1", "recall_cost"]
-    print(f"guarantee: precision >= {1 - args.epsilon:g} with probability >= {1 - args.delta:g} "
-          f"({args.bound}, {args.scope}, delta per class {bt.delta_per_class_:.3g})")
+    print(f"every rule is reported; the *_guarantee columns: precision >= {1 - args.epsilon:g} with probability "
+          f">= {1 - args.delta:g} ({args.bound}, {args.scope}, delta per class {bt.delta_per_class_:.3g}); "
+          "recall_cost = recall at best F1 minus recall at the guarantee (negative: the guarantee keeps more)")
     print(rep[cols].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     for _, r in rep[rep["reason"].notna()].iterrows():
         print(f"  {r['class']}: no guaranteed threshold: {r['reason']}")
