@@ -38,6 +38,7 @@ def register(sub: Any, bench: Any) -> None:
 
 
 def _bench(args: argparse.Namespace) -> int:
+    from labelsieve._atomic import atomic_write_text
     from labelsieve._validation import check_open_unit, check_positive_int
     from labelsieve.autolabel.audit import (
         audit_runs,
@@ -48,7 +49,6 @@ def _bench(args: argparse.Namespace) -> int:
         summarize_cost,
     )
     from labelsieve.autolabel.crowd_oracle import reference_probabilities
-    from labelsieve.autolabel.oracles import atomic_write_text
     from labelsieve.data import load_dataset
     from labelsieve.errors import ParameterError
 

@@ -27,8 +27,8 @@ def register(sub: Any, bench: Any) -> None:
 def _bench(args: argparse.Namespace) -> int:
     import pandas as pd
 
+    from labelsieve._atomic import atomic_write_text
     from labelsieve.autolabel.experiments import format_summary, guarantee_runs, summarize
-    from labelsieve.autolabel.oracles import atomic_write_text
 
     scopes = ("global", "per-class") if args.scope == "both" else (args.scope,)
     runs = pd.concat(

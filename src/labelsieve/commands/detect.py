@@ -190,7 +190,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     print(f"AP {res['AP']:.4f}  AP50 {res['AP50']:.4f}  AP75 {res['AP75']:.4f}  AR@100 {res['AR']:.4f}")
     print(pc.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     if args.out_dir:
-        from labelsieve.detect.boxes import atomic_write_text
+        from labelsieve._atomic import atomic_write_text
 
         args.out_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(args.out_dir / "per_class.csv", pc.to_csv(index=False))
@@ -204,8 +204,8 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _thresholds(args: argparse.Namespace) -> int:
+    from labelsieve._atomic import atomic_write_text
     from labelsieve.detect import BoxThresholds, threshold_sweep
-    from labelsieve.detect.boxes import atomic_write_text
 
     gt = _load(args.gt, args)
     args.images = args.images or str(args.gt)
@@ -235,8 +235,8 @@ def _thresholds(args: argparse.Namespace) -> int:
 
 
 def _audit(args: argparse.Namespace) -> int:
+    from labelsieve._atomic import atomic_write_text
     from labelsieve.detect.audit import OVERCONFIDENT, audit_box_guarantee
-    from labelsieve.detect.boxes import atomic_write_text
 
     det = dict(OVERCONFIDENT, overconfidence=args.overconfidence)
     res = audit_box_guarantee(n_seeds=args.seeds, epsilon=args.epsilon, delta=args.delta,

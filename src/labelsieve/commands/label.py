@@ -84,7 +84,7 @@ def _label(args: argparse.Namespace) -> int:
     import numpy as np
     import pandas as pd
 
-    from labelsieve.autolabel.oracles import atomic_write_text
+    from labelsieve._atomic import atomic_write_text
     from labelsieve.data.text import load_pool
     from labelsieve.errors import InputError
     from labelsieve.labelers import FewShotLabeler, ZeroShotLabeler, load_scores, sample_per_class

@@ -20,8 +20,6 @@ from __future__ import annotations
 import copy
 import logging
 import math
-import os
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -31,6 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from labelsieve._atomic import atomic_write_path
 from labelsieve.confidence import CONFIDENCE_FUNCTIONS, make_confidence
 from labelsieve.confidence.base import MaxSoftmax
 from labelsieve.errors import InputError, NotEnoughDataError
@@ -393,21 +392,11 @@ def format_comparison(comp: pd.DataFrame, *, method: str = "colander") -> str:
 
 
 # ------------------------------------------------------------------------------------- outputs
-def _atomic_save(path: Path, write: Callable[[str], None]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def save_csv(df: pd.DataFrame, path: Path) -> None:
     """Write ``df`` to ``path`` atomically."""
-    _atomic_save(Path(path), lambda tmp: df.to_csv(tmp, index=False))
+    atomic_write_path(path, lambda tmp: df.to_csv(tmp, index=False), suffix=".csv")
 
 
 def plot_coverage_vs_epsilon(summary: pd.DataFrame, path: Path, *, train_time: str = "ce") -> None:
@@ -432,7 +421,7 @@ def plot_coverage_vs_epsilon(summary: pd.DataFrame, path: Path, *, train_time: s
     ax.set(xlabel="target error ε (%)", ylabel="coverage (%)", title=f"{name}: TBAL coverage vs ε ({train_time})")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    _atomic_save(Path(path), lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
+    atomic_write_path(path, lambda tmp: fig.savefig(tmp, dpi=120, format="png"), suffix=".png")
     plt.close(fig)
 
 
@@ -522,5 +511,5 @@ def plot_score_density(rounds: Sequence[dict[str, Any]], path: Path, *, title: s
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    _atomic_save(Path(path), lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
+    atomic_write_path(path, lambda tmp: fig.savefig(tmp, dpi=120, format="png"), suffix=".png")
     plt.close(fig)

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from labelsieve._atomic import replace_directory
 from labelsieve._validation import check_option
 from labelsieve.errors import InputError
 
@@ -296,13 +297,7 @@ class Detections:
             (tmp / "categories.json").write_text(
                 json.dumps({"categories": {str(k): v for k, v in self.categories.items()}, "source": self.source})
             )
-            if path.exists():
-                old = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.old."))
-                os.replace(path, old / "x")
-                os.replace(tmp, path)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                os.replace(tmp, path)
+            replace_directory(tmp, path)
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
@@ -328,19 +323,3 @@ def _jsonable(m: Mapping[str, Any]) -> dict[str, Any]:
     if isinstance(counts, bytes):
         counts = counts.decode("ascii")
     return {"size": [int(s) for s in m["size"]], "counts": counts}
-
-
-def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
-    """Write ``text`` to ``path`` via a temporary file in the same directory and ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path

@@ -18,10 +18,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from labelsieve._atomic import atomic_write_text
 from labelsieve.detect.boxes import (
     DEFAULT_TOLERANCE,
     Detections,
-    atomic_write_text,
     xywh_to_xyxy,
     xyxy_to_xywh,
 )

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from labelsieve._atomic import replace_directory
 from labelsieve.detect.boxes import DEFAULT_TOLERANCE, Detections
 from labelsieve.errors import InputError
 
@@ -213,13 +214,7 @@ def write_yolo(dets: Detections, out_dir: str | os.PathLike[str], *, scores: boo
             (tmp / f"{stem}.txt").write_text(body + ("\n" if body else ""), encoding="utf-8")
         (tmp / "classes.txt").write_text("\n".join(dets.categories[int(c)] for c in cat_ids) + "\n",
                                          encoding="utf-8")
-        if out_dir.exists():
-            old = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.old."))
-            os.replace(out_dir, old / "x")
-            os.replace(tmp, out_dir)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out_dir)
+        replace_directory(tmp, out_dir)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

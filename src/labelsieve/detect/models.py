@@ -23,7 +23,6 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -32,6 +31,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import expit
 
+from labelsieve._atomic import atomic_write_path
 from labelsieve._validation import check_interval, check_positive_int
 from labelsieve.detect.boxes import Detections, empty_boxes
 from labelsieve.errors import InputError, MissingDependencyError
@@ -168,18 +168,6 @@ def load_image(item: Any, where: str) -> np.ndarray:
     return np.ascontiguousarray(arr[..., :3]).astype(np.uint8, copy=False)
 
 
-def _atomic_parquet(df: pd.DataFrame, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    os.close(fd)
-    try:
-        df.to_parquet(tmp, index=False)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 # ----------------------------------------------------------------------------------- detectors
 class _Detector:
     """Shared batching, caching and output assembly of the detector labelers."""
@@ -252,7 +240,7 @@ class _Detector:
             df["width"] = W[ok].astype(np.int64)
             df["height"] = H[ok].astype(np.int64)
             if shard is not None:
-                _atomic_parquet(df, shard)
+                atomic_write_path(shard, lambda tmp, df=df: df.to_parquet(tmp, index=False))
             yield df
 
     def detect(self, images: Sequence[Any], image_ids: Sequence[int] | None = None,

@@ -22,12 +22,11 @@ than high ones): precision, recall and box counts per class at each threshold.
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 
 import numpy as np
 import pandas as pd
 
+from labelsieve._atomic import atomic_write_path
 from labelsieve._validation import check_interval, check_open_unit, check_option
 from labelsieve.autolabel.certify import BOUNDS, GUARANTEED_BOUNDS, resolve_min_n, scan_threshold
 from labelsieve.detect.boxes import Detections
@@ -304,11 +303,8 @@ def plot_pr_curves(pred: Detections, gt: Detections, path: str, *, iou_threshold
     ax.set_ylim(0, 1.02)
     ax.set_title(f"PR per class at IoU {iou_threshold:g}")
     ax.legend(loc="lower left")
-    d = os.path.dirname(os.path.abspath(path))
-    os.makedirs(d, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=d, suffix=".png")
-    os.close(fd)
-    fig.savefig(tmp, dpi=100, bbox_inches="tight")
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        atomic_write_path(path, lambda tmp: fig.savefig(tmp, dpi=100, bbox_inches="tight"), suffix=".png")
+    finally:
+        plt.close(fig)
     return path

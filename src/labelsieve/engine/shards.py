@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 import uuid
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from labelsieve._atomic import atomic_write_path, replace_directory
 from labelsieve.errors import InputError
 
 SHARD_GLOB = "part-*.parquet"
@@ -60,15 +60,7 @@ def write_shard(directory: str | os.PathLike[str], first_row: int, block: dict[s
 
     directory = Path(directory)
     dest = directory / f"part-{first_row:012d}.parquet"
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".parquet")
-    os.close(fd)
-    try:
-        pq.write_table(block_to_table(block), tmp)
-        os.replace(tmp, dest)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write_path(dest, lambda tmp: pq.write_table(block_to_table(block), tmp), suffix=".parquet")
     return dest
 
 
@@ -123,12 +115,6 @@ class ShardedOutput:
         if exc_type is not None:
             shutil.rmtree(self.staging, ignore_errors=True)
             return
-        for stray in self.staging.glob(".tmp-*"):  # temp files of an attempt that died mid-write
+        for stray in self.staging.glob(".*"):  # temp files of an attempt that died mid-write
             stray.unlink()
-        if self.dest.exists():
-            old = self.dest.parent / f".{self.dest.name}.old-{uuid.uuid4().hex[:8]}"
-            os.replace(self.dest, old)
-            os.replace(self.staging, self.dest)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(self.staging, self.dest)
+        replace_directory(self.staging, self.dest)

@@ -20,13 +20,13 @@ import json
 import logging
 import os
 import re
-import tempfile
 from collections.abc import Iterable, Iterator, Sequence, Sized
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from labelsieve._atomic import atomic_write_bytes, atomic_write_path
 from labelsieve._validation import check_interval, check_option, check_positive_int
 from labelsieve.errors import InputError, ParameterError
 from labelsieve.models.base import Scores
@@ -228,7 +228,7 @@ class EmbeddingCache:
             if stored != model_id:
                 raise InputError(f"{self.dir}: cache holds model {stored!r}, not {model_id!r}.")
         else:
-            _atomic_write(meta, json.dumps({"model_id": model_id}).encode())
+            atomic_write_bytes(meta, json.dumps({"model_id": model_id}).encode())
         self.shards = sorted(self.dir.glob("shard-*.parquet"))
         hashes, shard_of, row_of = [], [], []
         for s, path in enumerate(self.shards):
@@ -286,26 +286,8 @@ class EmbeddingCache:
             self._next += 1
             if not path.exists():
                 break
-        fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=".shard-", suffix=".tmp")
-        os.close(fd)
-        try:
-            pq.write_table(table, tmp)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write_path(path, lambda tmp: pq.write_table(table, tmp))
         return path
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 # --------------------------------------------------------------------------------- streaming

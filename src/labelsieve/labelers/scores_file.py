@@ -162,21 +162,12 @@ def write_scores(path: str | os.PathLike[str], ids: Sequence[str], logits: np.nd
     """Write a scores file readable by :func:`load_scores` (atomically)."""
     import pandas as pd
 
-    from labelsieve.autolabel.oracles import atomic_write_text
+    from labelsieve._atomic import atomic_write_path, atomic_write_text
 
     df = pd.DataFrame(np.asarray(logits, dtype=np.float64), columns=[str(c) for c in classes])
     df.insert(0, "id", np.asarray(ids, dtype=str))
     path = Path(path)
     if path.suffix.lower() in (".parquet", ".pq"):
-        import tempfile
-
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        os.close(fd)
-        try:
-            df.to_parquet(tmp, index=False)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write_path(path, lambda tmp: df.to_parquet(tmp, index=False))
     else:
         atomic_write_text(path, df.to_csv(index=False))

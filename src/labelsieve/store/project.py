@@ -15,7 +15,6 @@ import hashlib
 import io
 import json
 import os
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,6 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from labelsieve._atomic import atomic_write_bytes
 from labelsieve.data.dataset import UNLABELED, Dataset
 from labelsieve.errors import InputError
 from labelsieve.store.core import Store
@@ -33,21 +33,10 @@ IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".t
 EXPORT_FORMATS = ("csv", "parquet", "jsonl", "manifest")
 
 
-def _atomic_bytes(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _atomic_npy(path: Path, arr: np.ndarray) -> None:
     buf = io.BytesIO()
     np.save(buf, arr, allow_pickle=False)
-    _atomic_bytes(path, buf.getvalue())
+    atomic_write_bytes(path, buf.getvalue())
 
 
 class Project:
@@ -176,7 +165,7 @@ def init_project(path: str | Path, dataset: Dataset, *, db: str | None = None, n
         st.close()
         db_ref = db
     cfg = {"format": 1, "db": db_ref, "name": name or dataset.name, "created": time.time(), "source": dataset.source}
-    _atomic_bytes(path / PROJECT_FILE, (json.dumps(cfg, indent=2) + "\n").encode())
+    atomic_write_bytes(path / PROJECT_FILE, (json.dumps(cfg, indent=2) + "\n").encode())
     return Project(path)
 
 
@@ -386,7 +375,7 @@ def export_labels(project: Project, fmt: str, out: str | Path, *, include_unlabe
         table.to_json(buf, orient="records", lines=True)
     else:
         buf.write(_manifest(project, table).encode())
-    _atomic_bytes(out, buf.getvalue())
+    atomic_write_bytes(out, buf.getvalue())
     return len(table)
 
 
