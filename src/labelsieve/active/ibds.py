@@ -11,8 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from labelsieve._validation import check_interval, check_option, check_positive_int
+from labelsieve._validation import check_positive_int
 from labelsieve.active.base import QueryState
+from labelsieve.active.influence import check_influence_params
 from labelsieve.active.surrogate import influence_view
 from labelsieve.active.uncertainty import top_n
 
@@ -39,8 +40,7 @@ class IBDSQuery:
     def query(self, state: QueryState, n: int, rng: np.random.Generator) -> np.ndarray:
         owner = type(self).__name__
         check_positive_int("n", n, owner=owner, minimum=0)
-        check_interval("C", self.C, owner=owner, low=0.0, high=np.inf, closed="neither")
-        check_option("solver", self.solver, owner=owner, options={"auto", "dense", "cg"})
+        check_influence_params(owner, self.C, self.solver)
         if min(n, len(state.X_pool)) == 0:
             return np.empty(0, dtype=np.int64)
         from sklearn.base import clone

@@ -68,6 +68,15 @@ def _small_blas():
     return threadpool_limits(limits=1, user_api="blas")
 
 
+def check_influence_params(owner: str, C: float, solver: str, order: int | None = None) -> None:
+    """The hyper-parameters every influence-based estimator shares: ``C > 0``, the Hessian
+    ``solver``, and (where it has one) the influence ``order`` 1 or 2."""
+    check_interval("C", C, owner=owner, low=0.0, high=np.inf, closed="neither")
+    check_option("solver", solver, owner=owner, options={"auto", "dense", "cg"})
+    if order is not None and (isinstance(order, bool) or order not in (1, 2)):
+        raise ParameterError(f"The 'order' parameter of {owner} must be 1 or 2. Got {order!r} instead.")
+
+
 def augment(X: np.ndarray, fit_intercept: bool = True) -> np.ndarray:
     """``[X, 1]`` as float64, shape (n, d + 1) (or ``X`` as float64 without intercept)."""
     X = np.asarray(X, dtype=np.float64)
@@ -465,10 +474,7 @@ class LogisticInfluence:
     ) -> LogisticInfluence:
         """Train on ``(X, y)`` (or take given parameters ``W``) and solve ``H^{-1} g_val``."""
         owner = type(self).__name__
-        check_interval("C", self.C, owner=owner, low=0.0, high=np.inf, closed="neither")
-        check_option("solver", self.solver, owner=owner, options={"auto", "dense", "cg"})
-        if self.order not in (1, 2) or isinstance(self.order, bool):
-            raise ParameterError(f"The 'order' parameter of {owner} must be 1 or 2. Got {self.order!r} instead.")
+        check_influence_params(owner, self.C, self.solver, self.order)
         n_classes = self.n_classes
         if n_classes is None:
             n_classes = int(max(np.max(y), np.max(y_val))) + 1

@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from labelsieve._validation import check_interval, check_option, check_positive_int
+from labelsieve._validation import check_option, check_positive_int
 from labelsieve.active.base import QueryState
-from labelsieve.active.influence import LogisticInfluence, check_labeled
+from labelsieve.active.influence import LogisticInfluence, check_influence_params, check_labeled
 from labelsieve.active.surrogate import influence_view
 from labelsieve.errors import InputError, ParameterError
 
@@ -59,11 +59,6 @@ def salutary_select(
     return order.astype(np.int64), labels[order], gain[order]
 
 
-def _check_order(order: int, owner: str) -> None:
-    if isinstance(order, bool) or order not in (1, 2):
-        raise ParameterError(f"The 'order' parameter of {owner} must be 1 or 2. Got {order!r} instead.")
-
-
 @dataclass
 class SalutaryRun:
     """Result of :meth:`SalutaryLabeler.run`: what was added each round."""
@@ -105,10 +100,8 @@ class SalutaryLabeler:
 
     def _validate(self) -> None:
         owner = type(self).__name__
-        check_interval("C", self.C, owner=owner, low=0.0, high=np.inf, closed="neither")
-        check_option("solver", self.solver, owner=owner, options={"auto", "dense", "cg"})
+        check_influence_params(owner, self.C, self.solver, self.order)
         check_option("labels", self.labels, owner=owner, options={"salutary", "ground-truth"})
-        _check_order(self.order, owner)
 
     def run(
         self,
@@ -185,9 +178,7 @@ class SalutaryQuery:
         """``min(n, m)`` positions and their salutary labels."""
         owner = type(self).__name__
         check_positive_int("n", n, owner=owner, minimum=0)
-        check_interval("C", self.C, owner=owner, low=0.0, high=np.inf, closed="neither")
-        check_option("solver", self.solver, owner=owner, options={"auto", "dense", "cg"})
-        _check_order(self.order, owner)
+        check_influence_params(owner, self.C, self.solver, self.order)
         m = len(state.X_pool)
         if min(n, m) == 0:
             return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
