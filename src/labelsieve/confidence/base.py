@@ -49,3 +49,15 @@ def max_softmax(logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     zmax = np.take_along_axis(z, pred[:, None], axis=1)
     conf = 1.0 / np.exp((z - zmax).astype(np.float64, copy=False)).sum(axis=1)
     return pred, conf
+
+
+def top_label_matrix(p: np.ndarray, pred: np.ndarray, conf: np.ndarray) -> np.ndarray:
+    """Per-class probabilities from a top-label calibrator: the predicted class gets ``conf``
+    (clipped to [0, 1]); the other classes share ``1 - conf`` in proportion to ``p`` (n, C)."""
+    conf = np.clip(conf, 0.0, 1.0)
+    rows = np.arange(p.shape[0])
+    rest = 1.0 - p[rows, pred]
+    scale = np.where(rest > 0, (1.0 - conf) / np.where(rest > 0, rest, 1.0), 0.0)
+    q = p * scale[:, None]
+    q[rows, pred] = conf
+    return q

@@ -20,6 +20,7 @@ import numpy as np
 from scipy.special import softmax
 
 from labelsieve._validation import check_positive_int
+from labelsieve.confidence.base import top_label_matrix
 from labelsieve.confidence.temperature import check_calibration_data, check_scores
 from labelsieve.errors import InputError, LabelsieveError, NotEnoughDataError
 from labelsieve.models.base import Scores
@@ -184,10 +185,4 @@ class HistogramBinning:
         """Top-label calibrated matrix: the predicted class gets the binned value (clipped to [0, 1]);
         the other classes share the rest in proportion to their softmax probabilities."""
         p, pred, conf = self._top(scores)
-        conf = np.clip(conf, 0.0, 1.0)
-        rows = np.arange(p.shape[0])
-        rest = 1.0 - p[rows, pred]
-        scale = np.where(rest > 0, (1.0 - conf) / np.where(rest > 0, rest, 1.0), 0.0)
-        q = p * scale[:, None]
-        q[rows, pred] = conf
-        return q
+        return top_label_matrix(p, pred, conf)

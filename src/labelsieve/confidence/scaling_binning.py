@@ -20,6 +20,7 @@ from scipy.optimize import minimize
 from scipy.special import expit, log_softmax, softmax
 
 from labelsieve._validation import check_interval, check_positive_int
+from labelsieve.confidence.base import top_label_matrix
 from labelsieve.confidence.histogram import equal_mass_edges
 from labelsieve.confidence.temperature import check_calibration_data, check_scores
 from labelsieve.errors import InputError, LabelsieveError, NotEnoughDataError
@@ -164,11 +165,4 @@ class ScalingBinning:
     def predict_proba(self, scores: Scores) -> np.ndarray:
         """Predicted class gets the calibrated value; the rest is shared in softmax proportion."""
         z, pred, conf = self._top(scores)
-        conf = np.clip(conf, 0.0, 1.0)
-        p = softmax(z, axis=1)
-        rows = np.arange(p.shape[0])
-        rest = 1.0 - p[rows, pred]
-        scale = np.where(rest > 0, (1.0 - conf) / np.where(rest > 0, rest, 1.0), 0.0)
-        q = p * scale[:, None]
-        q[rows, pred] = conf
-        return q
+        return top_label_matrix(softmax(z, axis=1), pred, conf)
