@@ -272,8 +272,10 @@ def create_app(project_dir: str | Path, *, strategy: str = "threshold", tau: flo
                                                               "human_labels", "n_auto_total", "auto_label_error")})
             thr = last.iloc[-1]["thresholds"]
             thresholds = {classes[k]: t for k, t in enumerate(thr)} if len(thr) == len(classes) else {"all": thr[0]}
-        acc = labeler_accuracy(project)
-        acc = acc[(acc["n_votes"] > 0) | acc["registered"].notna()]
+        used = state.session.accuracy_table()  # what the aggregate uses: registered, or EM estimate
+        gold = labeler_accuracy(project)[["labeler", "n_gold", "n_correct", "posterior_mean", "lower", "upper"]]
+        gold = gold.rename(columns={"posterior_mean": "gold_accuracy", "lower": "gold_lower", "upper": "gold_upper"})
+        acc = used.merge(gold, on="labeler", how="left")
         labelers = [{k: _clean(v) for k, v in r.items()} for r in acc.to_dict("records")]
         return {
             "n_items": len(state.items), "labeled": int(sum(by_source.values())), "by_source": by_source,

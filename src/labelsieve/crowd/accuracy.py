@@ -147,3 +147,78 @@ def accuracies_from_estimate(estimate: pd.DataFrame, column: str = "posterior_me
         raise ParameterError(f"The 'column' parameter of accuracies_from_estimate must be a column of the "
                              f"estimate. Got {column!r} instead.")
     return pd.Series(estimate[column].to_numpy(dtype=float), index=estimate["worker"].to_numpy(), name="accuracy")
+
+
+#: Beta prior of an unregistered labeler's accuracy in :func:`one_coin_em`: mean 0.8, worth five
+#: answers. Its mean is above 1/K for every K >= 2, so a vote from a labeler we know nothing about
+#: always moves the posterior towards the class it names (a mean of 1/K, or 0.5 for K = 2, would
+#: make the vote carry no information, and unanimous votes would leave an item at the class prior).
+EM_ACCURACY_PRIOR = (4.0, 1.0)
+
+
+def one_coin_em(
+    task: np.ndarray,
+    worker: np.ndarray,
+    label: np.ndarray,
+    n_tasks: int,
+    n_workers: int,
+    n_classes: int,
+    *,
+    gold: np.ndarray | None = None,
+    fixed: np.ndarray | None = None,
+    prior: tuple[float, float] = EM_ACCURACY_PRIOR,
+    max_iter: int = 200,
+    tol: float = 1e-8,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Labeler accuracies of the one-coin model by EM with a Beta(a, b) prior (MAP-style point estimate).
+
+    E-step: the GTX posterior of every task (eq. 1-3 of the GTX paper) under the current accuracies;
+    tasks with a gold label (``gold[t] >= 0``) keep a one-hot posterior on it. M-step: the Beta
+    posterior mean ``(a + c_j) / (a + b + n_j)`` where ``c_j = sum_i P(Y_i = y_ij)`` is worker j's
+    expected number of correct answers and ``n_j`` their number of answers (eq. 4 with soft counts).
+    Workers with ``fixed[j]`` finite (a registered accuracy) are not re-estimated.
+
+    Parameters
+    ----------
+    task, worker, label : int arrays of shape (n_labels,)
+    gold : int array of shape (n_tasks,), -1 where the task has no gold label
+    fixed : float array of shape (n_workers,), NaN where the accuracy is to be estimated
+
+    Returns
+    -------
+    accuracy, expected_correct, n_answers : arrays of shape (n_workers,)
+    posterior : array of shape (n_tasks, n_classes)
+
+    A single labeler, or labelers who never share an item, get the prior mean: their answers
+    confirm themselves and carry no evidence about their accuracy.
+
+    >>> t = np.array([0, 0, 0]); w = np.array([0, 1, 2]); y = np.array([1, 1, 1])
+    >>> acc, c, n, post = one_coin_em(t, w, y, 1, 3, 2)
+    >>> bool(post[0, 1] > 0.95), bool(acc[0] > 0.8)
+    (True, True)
+    """
+    from labelsieve.crowd.gtx import gtx_posterior  # gtx imports this module's siblings only
+
+    a, b = float(prior[0]), float(prior[1])
+    if not (a > 0 and b > 0):
+        raise ParameterError(f"The 'prior' parameter of one_coin_em must be two positive numbers. Got {prior!r}.")
+    fixed = np.full(n_workers, np.nan) if fixed is None else np.asarray(fixed, dtype=float)
+    free = ~np.isfinite(fixed)
+    acc = np.where(free, a / (a + b), fixed)
+    n_answers = np.bincount(worker, minlength=n_workers).astype(float)
+    log_prior = np.full(n_classes, -np.log(n_classes))
+    has_gold = None if gold is None else np.asarray(gold) >= 0
+    post = np.empty((n_tasks, n_classes))
+    correct = np.zeros(n_workers)
+    for _ in range(max_iter):
+        post = gtx_posterior(task, label, np.clip(acc[worker], 1e-9, 1 - 1e-9), log_prior, n_tasks)
+        if has_gold is not None and has_gold.any():
+            post[has_gold] = 0.0
+            post[np.flatnonzero(has_gold), np.asarray(gold)[has_gold]] = 1.0
+        correct = np.bincount(worker, weights=post[task, label], minlength=n_workers)
+        new = np.where(free, (a + correct) / (a + b + n_answers), fixed)
+        done = np.max(np.abs(new - acc), initial=0.0) < tol
+        acc = new
+        if done:
+            break
+    return acc, correct, n_answers, post

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from labelsieve._validation import check_interval, check_positive_int
-from labelsieve.crowd._base import AdditiveAggregator
+from labelsieve.crowd._base import AdditiveAggregator, vote_scores
 from labelsieve.errors import InputError, NotEnoughDataError, ParameterError
 
 logger = logging.getLogger(__name__)
@@ -122,6 +122,29 @@ class _Collector:
         self._on_label(i)
 
     def _on_label(self, i: int) -> None:
+        pass
+
+    def set_aggregator(self, aggregator: AdditiveAggregator) -> None:
+        """Swap the aggregator (e.g. for re-estimated accuracies) and recompute every item's state
+        from the labels collected so far, in one vectorised pass."""
+        if not isinstance(aggregator, AdditiveAggregator):
+            raise ParameterError(f"{self._owner}.set_aggregator needs an additive aggregator (MV, WMV, SV, GTX). "
+                                 f"Got {type(aggregator).__name__} instead.")
+        aggregator._check_params()
+        self.aggregator = aggregator
+        self._acc = {}
+        self._init = aggregator.initial_scores(self.classes)
+        scores = np.tile(self._init, (len(self._tasks), 1))
+        if self._log:
+            ti = np.fromiter((self._index[t] for t, _, _ in self._log), dtype=np.int64, count=len(self._log))
+            codes = np.fromiter((self._code[y] for _, _, y in self._log), dtype=np.int64, count=len(self._log))
+            wcode, workers = pd.factorize(pd.Series([w for _, w, _ in self._log], dtype=object))
+            same, other = aggregator.label_terms(aggregator.resolve_accuracies(pd.Index(workers)), self._k)
+            scores += vote_scores(ti, codes, same[wcode], other[wcode], len(self._tasks), self._k)
+        self._scores = scores
+        self._on_rescored()
+
+    def _on_rescored(self) -> None:
         pass
 
     def proba_array(self, idx: np.ndarray | int | slice = slice(None)) -> np.ndarray:
@@ -268,6 +291,12 @@ class UncertaintyCollector(_Collector):
     def _on_label(self, i: int) -> None:
         self._version[i] += 1
         self._push(i)
+
+    def _on_rescored(self) -> None:
+        self._heap = []
+        self._version = [v + 1 for v in self._version]
+        for i in range(len(self._tasks)):
+            self._push(i)
 
     def next_item(self) -> Hashable | None:
         """The most uncertain item (ties: fewer labels, then earlier), or None."""

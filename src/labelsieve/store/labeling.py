@@ -27,12 +27,17 @@ import sqlalchemy as sa
 
 from labelsieve._validation import check_interval, check_option, check_positive_int
 from labelsieve.crowd import GTX, ThresholdCollector, estimate_accuracies, uncertainty
+from labelsieve.crowd.accuracy import EM_ACCURACY_PRIOR, beta_posterior, one_coin_em
 from labelsieve.errors import InputError
 from labelsieve.store import schema as S
 from labelsieve.store.project import Project
 
 STRATEGIES = ("threshold", "uncertainty")
 AGGREGATOR_ID = "GTX"
+#: An aggregate is rewritten when re-estimated accuracies move its confidence by more than this.
+REFRESH_TOL = 1e-3
+#: Labeler ids the store uses for itself; they never vote.
+PSEUDO_LABELERS = frozenset({AGGREGATOR_ID, "import"})
 
 
 class ConflictError(InputError):
@@ -80,10 +85,14 @@ class LabelingSession:
         st = self.project.store
         labelers = st.labelers()
         acc = labelers.dropna(subset=["gold_accuracy"])
-        self._accuracies = dict(zip(acc["id"], acc["gold_accuracy"].astype(float), strict=True))
+        self._registered = dict(zip(acc["id"], acc["gold_accuracy"].astype(float), strict=True))
+        self._accuracies: dict[str, float] = dict(self._registered)
         n = st.n_items()
         self.collector = ThresholdCollector(GTX(accuracies=self._accuracies or None), classes=list(self.project.classes),
                                             budget=max(1, n * self.kappa), tau=self.tau, kappa=self.kappa)
+        self._agg: dict[int, tuple[int, float]] = {}  # item -> (code, confidence) of its latest aggregate
+        self._since_fit = 0
+        self._correct: dict[str, float] = {}
         self._pos_to_idx: dict[int, int] = {}
         self._idx_pos: list[int] = []
         self._queued = np.zeros(0, dtype=bool)
@@ -97,7 +106,10 @@ class LabelingSession:
                                                                          S.current_label.c.precedence))}
             votes = c.execute(sa.select(S.events.c.item, S.events.c.who, S.events.c.code)
                               .where(S.events.c.source == "vote").order_by(S.events.c.seq)).fetchall()
-            aggs = {int(r[0]) for r in c.execute(sa.select(S.events.c.item).where(S.events.c.source == "aggregate"))}
+            for r in c.execute(sa.select(S.events.c.item, S.events.c.code, S.events.c.confidence)
+                               .where(S.events.c.source == "aggregate").order_by(S.events.c.seq)):
+                self._agg[int(r[0])] = (int(r[1]), float(r[2]) if r[2] is not None else float("nan"))
+        aggs = set(self._agg)
         self._refresh_queue()
         voted = sorted({int(v[0]) for v in votes} - set(self._pos_to_idx))
         self._add([p for p in voted])
@@ -110,6 +122,87 @@ class LabelingSession:
         for p in aggs:
             if p in self._pos_to_idx:
                 self._finished[self._pos_to_idx[p]] = True
+        if votes:
+            # projects written before accuracies were estimated hold aggregates computed with an
+            # uninformative default; re-estimating repairs them here, as new events
+            refreshed = self._refit()
+            if refreshed:
+                st.append_events(pd.DataFrame(refreshed))
+                for r in refreshed:
+                    self._agg[int(r["item"])] = (int(r["code"]), float(r["confidence"]))
+
+    # ------------------------------------------------------------------ labeler accuracies
+    def _gold_codes(self) -> dict[int, int]:
+        with self.project.store.read() as c:
+            return {int(r[0]): int(r[1]) for r in c.execute(
+                sa.select(S.current_label.c.item, S.current_label.c.code)
+                .where(S.current_label.c.source.in_(["review", "import"]), S.current_label.c.code.is_not(None)))}
+
+    def accuracy_table(self, interval: float = 0.95) -> pd.DataFrame:
+        """Accuracy used for each human labeler who voted or is registered.
+
+        Columns ``labeler, n_votes, accuracy, lower, upper, basis``. ``basis`` is ``registered`` (the
+        accuracy given to ``labelsieve labeler --accuracy``, used as is), ``estimated`` (one-coin EM
+        over all the project's votes, reviewed/imported items as gold, Beta(4, 1) prior: see
+        :func:`~labelsieve.crowd.accuracy.one_coin_em`) or ``prior`` (no votes yet). The interval of an
+        estimate is the equal-tailed Beta(a + c, b + n - c) interval with the EM's expected correct
+        count c: it treats the estimated truths as observed, so it is narrower than an interval that
+        also carried their uncertainty.
+        """
+        with self.lock:
+            log = self.collector.labels()
+            humans = self.project.store.labelers()
+            humans = [h for h in humans[humans["kind"] == "human"]["id"].tolist() if h not in PSEUDO_LABELERS]
+            workers = list(dict.fromkeys(humans + log["worker"].tolist()))
+            n_votes = log["worker"].value_counts().reindex(workers, fill_value=0).to_numpy(dtype=float)
+            correct = np.array([self._correct.get(w, np.nan) for w in workers])
+            a, b = EM_ACCURACY_PRIOR
+            _, lo, hi = beta_posterior(np.nan_to_num(correct), n_votes, a, b, interval)
+            rows = []
+            for j, w in enumerate(workers):
+                if w in self._registered:
+                    rows.append((w, int(n_votes[j]), self._registered[w], np.nan, np.nan, "registered"))
+                else:
+                    basis = "estimated" if n_votes[j] > 0 else "prior"
+                    rows.append((w, int(n_votes[j]), self._accuracies.get(w, a / (a + b)), lo[j], hi[j], basis))
+            return pd.DataFrame(rows, columns=["labeler", "n_votes", "accuracy", "lower", "upper", "basis"])
+
+    def _refit(self) -> list[dict[str, Any]]:
+        """Re-estimate unregistered labelers' accuracies from all votes and rescore every item.
+
+        Returns the aggregate events to write for finished items whose label or confidence moved.
+        """
+        self._since_fit = 0
+        log = self.collector.labels()
+        self._correct = {}
+        if len(log) == 0:
+            return []
+        names = self.project.classes
+        task = np.fromiter((self._pos_to_idx[int(t)] for t in log["task"]), dtype=np.int64, count=len(log))
+        code = np.fromiter((names.index(y) for y in log["label"]), dtype=np.int64, count=len(log))
+        wcode, workers = pd.factorize(log["worker"].astype(object))
+        fixed = np.array([self._registered.get(w, np.nan) for w in workers], dtype=float)
+        gold = np.full(len(self._idx_pos), -1, dtype=np.int64)
+        for p, k in self._gold_codes().items():
+            if p in self._pos_to_idx:
+                gold[self._pos_to_idx[p]] = k
+        acc, correct, _, _ = one_coin_em(task, wcode, code, len(self._idx_pos), len(workers), len(names),
+                                         gold=gold, fixed=fixed)
+        self._accuracies = {**self._registered, **{w: float(acc[j]) for j, w in enumerate(workers)}}
+        self._correct = {w: float(correct[j]) for j, w in enumerate(workers)}
+        self.collector.set_aggregator(GTX(accuracies=self._accuracies))
+        out = []
+        for p, (k_old, c_old) in self._agg.items():
+            i = self._pos_to_idx.get(p)
+            if i is None:
+                continue
+            post = self.collector.proba_array(i)
+            k = int(post.argmax())
+            if k != k_old or not abs(float(post[k]) - c_old) <= REFRESH_TOL:
+                out.append({"item": p, "code": k, "source": "aggregate", "who": AGGREGATOR_ID,
+                            "confidence": float(post[k]),
+                            "key": f"aggregate:{p}:refit:{self.collector.n_spent}:{k}:{float(post[k]):.6f}"})
+        return out
 
     def _add(self, positions: list[int], queued: bool = False) -> None:
         new = [p for p in positions if p not in self._pos_to_idx]
@@ -225,18 +318,27 @@ class LabelingSession:
             self._voters.setdefault(pos, set()).add(labeler)
             del self._leases[pos][labeler]
             self._held.pop(labeler, None)
+            self._since_fit += 1
+            # accuracies are re-estimated from all votes after every answer while the project is small,
+            # then after every 1% of the votes (EM is O(votes) per iteration)
+            refreshed = self._refit() if self._since_fit >= max(1, self.collector.n_spent // 100) else []
+            refreshed = [r for r in refreshed if r["item"] != pos]
             post = self.collector.proba_array(i)
             done = self.collector.is_done(i)
             rows = [{"item": pos, "code": code, "source": "vote", "who": labeler, "key": key}]
             if done:
                 k = int(post.argmax())
                 rows.append({"item": pos, "code": k, "source": "aggregate", "who": AGGREGATOR_ID,
-                             "confidence": float(post[k]), "key": f"aggregate:{pos}"})
+                             "confidence": float(post[k]),
+                             "key": f"aggregate:{pos}" if pos not in self._agg else f"aggregate:{pos}:{key}"})
+            rows += refreshed
             try:
                 st.append_events(pd.DataFrame(rows))
             except Exception:
                 self._load()  # the write failed: rebuild the in-memory state from the store
                 raise
+            for r in rows[1:]:
+                self._agg[int(r["item"])] = (int(r["code"]), float(r["confidence"]))
             if done:
                 self._finished[i] = True
             return {"pos": pos, "n_labels": len(self._voters[pos]), "posterior": post.tolist(), "done": done,

@@ -44,9 +44,10 @@ async function load() {
   table("rounds", ["run", "round", "coverage", "error bound", "human labels", "auto-labeled", "true error"],
         d.rounds.map(r => [r.run_id, r.round, fmt(r.coverage), fmt(r.error_bound), r.human_labels, r.n_auto_total, fmt(r.auto_label_error, 4)]));
   table("thresholds", ["class", "threshold"], Object.entries(d.thresholds).map(([c, t]) => [c, t === null ? "none (not certified)" : fmt(t, 4)]));
-  table("labelers", ["labeler", "votes", "gold items", "correct", "accuracy", "95% interval", "registered"],
-        d.labelers.map(r => [r.labeler, r.n_votes, r.n_gold, r.n_correct, fmt(r.posterior_mean),
-                             r.lower === null ? "n/a" : "[" + fmt(r.lower) + ", " + fmt(r.upper) + "]", fmt(r.registered)]));
+  const iv = (lo, hi) => lo === null || lo === undefined ? "—" : "[" + fmt(lo) + ", " + fmt(hi) + "]";
+  table("labelers", ["labeler", "votes", "accuracy used", "95% interval", "basis", "gold items", "gold correct", "gold accuracy [95%]"],
+        d.labelers.map(r => [r.labeler, r.n_votes, fmt(r.accuracy), iv(r.lower, r.upper), r.basis,
+                             r.n_gold || 0, r.n_correct || 0, r.n_gold ? fmt(r.gold_accuracy) + " " + iv(r.gold_lower, r.gold_upper) : "—"]));
   reliability(d.reliability);
 }
 load().catch(e => showError(e.message));
