@@ -1,0 +1,41 @@
+"""The review page's API: the queue of auto-labels (least confident first) and review decisions."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from fastapi import APIRouter, Body, Depends, Query
+
+from labelsieve.app.routers.common import AppState, get_state
+from labelsieve.errors import InputError
+from labelsieve.store import queries as Q
+
+MAX_PAGE = Q.MAX_REVIEW_IDS
+router = APIRouter()
+
+
+@router.get("/api/review")
+def review_queue(cls: str | None = Query(None, alias="class"), round: int | None = None, page: int = 0,
+                 page_size: int = Query(50, ge=1, le=MAX_PAGE),
+                 state: AppState = Depends(get_state)) -> dict[str, Any]:  # noqa: B008
+    total, rows = Q.review_queue(state.project, cls=cls, round=round, page=page, page_size=page_size)
+    items = [{**state.item_json(int(p)), "label": lab, "confidence": Q.clean(conf), "round": Q.clean(rnd)}
+             for p, lab, conf, rnd in zip(rows["pos"], rows["label"], rows["confidence"], rows["round"], strict=True)]
+    return {"total": total, "page": page, "page_size": page_size, "items": items}
+
+
+@router.post("/api/review")
+def review(body: dict = Body(...), state: AppState = Depends(get_state)) -> dict[str, Any]:  # noqa: B008
+    reviewer = str(body.get("reviewer", ""))
+    state.project.store.require_labeler(reviewer)
+    action = body.get("action")
+    if action not in Q.REVIEW_ACTIONS:
+        raise InputError(f"action must be accept, reject or relabel; got {str(action)[:50]!r}")
+    ids = body.get("ids") or []
+    if not isinstance(ids, list) or not ids or len(ids) > MAX_PAGE:
+        raise InputError(f"ids must be a list of 1-{MAX_PAGE} item ids")
+    req = str(body.get("request_id") or uuid.uuid4().hex)[:100]
+    n = Q.review_items(state.project, [state.pos(str(i)) for i in ids], action, who=reviewer,
+                       label=None if action != "relabel" else str(body.get("label", "")), key=req)
+    return {"events": n, "action": action}
