@@ -104,7 +104,7 @@ def test_one_coin_em_hand_cases() -> None:
     task = np.repeat(np.arange(20), 3)
     worker = np.tile([0, 1, 2], 20)
     label = np.where(worker == 2, 0, 1)
-    acc, correct, n, post = one_coin_em(task, worker, label, 20, 3, 2)
+    acc, _, _, post = one_coin_em(task, worker, label, 20, 3, 2)
     assert acc[2] < 0.5 < acc[0] and acc[0] == pytest.approx(acc[1])
     assert (post.argmax(1) == 1).all()
     # fixed point of the M-step: acc_j = (a + sum_i P(Y_i = y_ij)) / (a + b + n_j)
