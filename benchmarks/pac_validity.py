@@ -144,8 +144,8 @@ def binom_p(fails: int, seeds: int, alpha: float = ALPHA) -> float:
 
 
 def tables(results: dict[str, list[dict]], seeds: int, seconds: dict[str, float]) -> str:
-    lines = [f"PAC labeling over {seeds} seeds, epsilon = alpha = {EPSILON}; fail = share of seeds whose final data-set "
-             "error > epsilon; p = P(Bin(seeds, alpha) >= fails) (validity is rejected when p is small)", ""]
+    lines = [(f"PAC labeling over {seeds} seeds, epsilon = alpha = {EPSILON}; fail = share of seeds whose final data-set "
+             "error > epsilon; p = P(Bin(seeds, alpha) >= fails) (validity is rejected when p is small)"), ""]
     head = f"{'data set':<16} {'n':>6} {'K':>5} {'model err':>9} |" + "".join(
         f" {b + '/' + p[:4]:>14} {'p':>6} |" for b, p in CONFIGS) + f" {'naive rule':>10} {'p':>8}"
     lines += ["VALIDITY (fail share)", head, "-" * len(head)]
@@ -175,10 +175,10 @@ def tables(results: dict[str, list[dict]], seeds: int, seconds: dict[str, float]
     lines += [
         "",
         "synthetic: n = 2,000, 5 classes, confidence ~ Beta(15, 1), P(correct | c) = c^6 (known posterior, overconfident);",
-        f"real sets: logistic regression trained on {TRAIN} random items per seed (MiniLM embeddings, "
-        f"max_seq_length {MAX_SEQ_LENGTH}, for the text sets); pool = the rest.",
-        "TBAL column: subset coverage with H = the PAC (betting, uniform) run's human labels as uniform validation "
-        "labels; its items outside the subset stay unlabeled. naive rule: model label when confidence >= 0.95.",
+        (f"real sets: logistic regression trained on {TRAIN} random items per seed (MiniLM embeddings, "
+        f"max_seq_length {MAX_SEQ_LENGTH}, for the text sets); pool = the rest."),
+        ("TBAL column: subset coverage with H = the PAC (betting, uniform) run's human labels as uniform validation "
+        "labels; its items outside the subset stay unlabeled. naive rule: model label when confidence >= 0.95."),
     ]
     return "\n".join(lines)
 

@@ -317,7 +317,7 @@ def test_negative_control_naive_rule_fails_pac_does_not():
         conf, y, pred = _overconfident(1000, s)
         auto = conf >= 1 - 0.05  # the naive rule: trust confidence >= 1 - epsilon, humans do the rest
         naive_fails += np.mean(np.where(auto, pred, y) != y) > 0.05
-        lab = PACLabeler(epsilon=0.05, audit=300, random_state=s).fit(pred, 1 - conf, lambda i: y[i])
+        lab = PACLabeler(epsilon=0.05, audit=300, random_state=s).fit(pred, 1 - conf, lambda i, y=y: y[i])
         pac_fails += np.mean(lab.labels_ != y) > 0.05
     assert naive_fails >= 0.9 * (SEEDS // 4)
     assert _binomial_ok(pac_fails, SEEDS // 4)

@@ -398,8 +398,8 @@ def summary_table(m: dict[str, Any]) -> str:
         ("human labels", f"{m['human_labels']}"),
         ("model labels kept", f"{m['auto_labeled']}  (saved fraction {m['saved_fraction']:.3f})"),
         ("threshold", thr),
-        ("error bound", f"{m['error_bound']:.4f} <= epsilon {m['epsilon']:g} ({m['bound']}; IPW estimate "
-                        f"{m['ipw_estimate']:.4f})"),
+        ("error bound", (f"{m['error_bound']:.4f} <= epsilon {m['epsilon']:g} ({m['bound']}; IPW estimate "
+                        f"{m['ipw_estimate']:.4f})")),
         ("data-set error", err),
     ]
     w = max(len(k) for k, _ in rows)
