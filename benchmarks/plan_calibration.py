@@ -183,8 +183,8 @@ def fdr_synthetic(seeds: int = 2000, n_cal: int = 150, m: int = 400) -> str:
         return c, rng.random(n) > c
 
     lines = [f"conformal labeling FDR, synthetic ({seeds} seeds, {n_cal} calibration labels, pool {m}):",
-             f"  {'model':<14} {'eps':>5} {'FDR (mean FDP)':>16} {'P(FDP > eps)':>13} {'coverage':>9} "
-             f"{'naive FDR':>10}"]
+             (f"  {'model':<14} {'eps':>5} {'FDR (mean FDP)':>16} {'P(FDP > eps)':>13} {'coverage':>9} "
+             f"{'naive FDR':>10}")]
     for name, model in (("overconfident", overconfident), ("calibrated", calibrated)):
         for eps in (0.05, 0.1, 0.2):
             fdp, naive, cov = np.empty(seeds), np.empty(seeds), np.empty(seeds)

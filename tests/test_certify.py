@@ -145,9 +145,13 @@ def test_global_scope_single_threshold_and_statement():
     y = np.where(rng.random(500) < 0.02, (pred + 1) % 4, pred)
     cert = certify_thresholds(pred, conf, y, n_classes=4)
     assert len(set(cert.thresholds.tolist())) == 1
-    assert cert.guaranteed and "guarantee" in cert.describe()
+    assert cert.guaranteed and cert.describe() == cert.statement()
+    assert cert.statement() == (
+        "with probability >= 0.95, the population error rate of the auto-labeling rule is <= 0.05 "
+        "(clopper-pearson bound, fixed-sequence scan, delta 0.05 per test)"
+    )
     heur = certify_thresholds(pred, conf, y, n_classes=4, bound="sigma")
-    assert not heur.guaranteed and "HEURISTIC" in heur.describe()
+    assert not heur.guaranteed and heur.statement() == "HEURISTIC (sigma, fixed-sequence scan): no guarantee"
 
 
 @pytest.mark.parametrize(

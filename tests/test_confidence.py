@@ -392,9 +392,18 @@ def test_colander_scores_predicted_class_not_true_class():
     wrong = pred != yb
     assert wrong.sum() > 50
     assert not np.allclose(conf[wrong], g[rows, yb][wrong])  # the leaky score would differ
-    # refitting with the true labels of the *prediction* batch shuffled changes nothing there
-    cf2 = Colander(epochs=5, random_state=0).fit(s.take(np.arange(500)), y[:500])
-    np.testing.assert_array_equal(cf2.confidence(batch)[1], conf)
+    # refit on the same scores with the labels shuffled: g changes (the labels are really used), but the
+    # prediction is still the classifier's arg-max and the confidence still g at that predicted class --
+    # never g's own arg-max, which a shuffled fit moves away from the classifier's prediction
+    y_shuffled = np.random.default_rng(5).permutation(y[:500])
+    cf2 = Colander(epochs=5, random_state=0).fit(s.take(np.arange(500)), y_shuffled)
+    g2 = cf2.predict_proba(batch)
+    pred2, conf2 = cf2.confidence(batch)
+    assert not np.allclose(g2, g)
+    np.testing.assert_array_equal(pred, batch.predicted)
+    np.testing.assert_array_equal(pred2, batch.predicted)
+    np.testing.assert_array_equal(conf2, g2[rows, pred])
+    assert (np.argmax(g2, axis=1) != pred).any()  # so the two readings differ on this batch
 
 
 # ---------------------------------------------------------------------------------------------

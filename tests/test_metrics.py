@@ -287,10 +287,17 @@ def test_plot_failure_leaves_old_file_and_no_temp(tmp_path, history, monkeypatch
 
 
 def test_plots_do_not_switch_global_backend(tmp_path, history):
+    """Headless, the backend is usually Agg already, so a plot that called matplotlib.use("Agg") would go
+    unnoticed: select another non-interactive backend first, and check it survives the plot."""
     import matplotlib
 
     from labelsieve.metrics.plots import plot_rounds
 
-    backend = matplotlib.get_backend()
-    plot_rounds(history, tmp_path / "r.png")
-    assert matplotlib.get_backend() == backend
+    before = matplotlib.get_backend()
+    matplotlib.use("svg")
+    try:
+        plot_rounds(history, tmp_path / "r.png")
+        assert matplotlib.get_backend() == "svg"
+        assert (tmp_path / "r.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"  # still a PNG, by its own canvas
+    finally:
+        matplotlib.use(before)

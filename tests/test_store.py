@@ -189,8 +189,10 @@ def test_sqlite_store_is_in_wal_mode(digits_project: Project) -> None:
 
 def test_store_oracle_reports_app_posteriors_and_project_runs_use_them(tmp_path: Path) -> None:
     """Labels the web app aggregated from votes carry their GTX posterior into the guarantee; expert
-    labels count as certain. A project run hands these to the noise-aware certifier."""
+    labels count as certain. A project run hands exactly these posteriors to the noise-aware certifier
+    (not ones: dropping them would certify against crowd labels as if they were true)."""
     from labelsieve.autolabel.rundir import RunConfig
+    from labelsieve.guarantees import noisy
     from labelsieve.store.runs import StoreOracle, run_project
 
     ds = load_dataset("breast-cancer")
@@ -205,20 +207,27 @@ def test_store_oracle_reports_app_posteriors_and_project_runs_use_them(tmp_path:
     got = oracle.label_confidence(np.array([ds.ids[0], ds.ids[1], ds.ids[2], ds.ids[3]]))
     assert np.allclose(got, [0.93, 1.0, 0.71, 1.0])
 
+    # every other item gets an aggregated label with its own posterior (all distinct, all < 1)
+    rest = np.arange(3, len(ds))
+    post = 0.95 + 0.0499 * rest / len(ds)
+    st.append_events(pd.DataFrame({"item": rest, "code": ds.y[rest].astype(int), "source": "aggregate", "who": "gtx",
+                                   "confidence": post, "key": [f"a{i}" for i in rest]}))
+    stored = {0.93, 0.71, 1.0, *post.tolist()}
     seen: list[np.ndarray] = []
-    from labelsieve.autolabel import noisy
-
     real = noisy.NoiseAwareCertifier.__call__
 
     def spy(self, *a, **kw):
-        seen.append(np.asarray(kw.get("label_confidence")))
+        seen.append(np.asarray(kw.get("label_confidence"), dtype=np.float64))
         return real(self, *a, **kw)
 
     noisy.NoiseAwareCertifier.__call__ = spy
     try:
-        cfg = RunConfig(dataset="project", oracle="simulated", budget=200, epsilon=0.1, delta=0.1, seed=0)
+        cfg = RunConfig(dataset="project", oracle="app", budget=200, epsilon=0.1, delta=0.1, seed=0)
         run_project(p, cfg)
     finally:
         noisy.NoiseAwareCertifier.__call__ = real
-    assert seen and all(s.shape[0] > 0 for s in seen)
-    assert all(((s > 0) & (s <= 1)).all() for s in seen)
+    assert seen and all(s.ndim == 1 and s.shape[0] > 0 for s in seen)
+    for s in seen:
+        assert set(s.tolist()) <= stored  # each value is a stored posterior (or 1 for an expert label)
+        assert (s < 1).mean() > 0.9  # and nearly all validation labels are aggregates: not ones
+        assert len(np.unique(s)) > 0.9 * len(s)  # item by item, not one value for all

@@ -6,6 +6,13 @@ import argparse
 import sys
 from typing import Any
 
+from labelsieve._registry import LazyChoices
+
+
+def _bounds() -> tuple[str, ...]:
+    from labelsieve.guarantees import bound_choices
+    return bound_choices()
+
 
 def register(sub: Any, bench: Any) -> None:
     p = sub.add_parser("init", help="create a labeling project (a store with provenance) from a data set")
@@ -46,7 +53,7 @@ def register(sub: Any, bench: Any) -> None:
     p.add_argument("--model", choices=["logreg", "mlp"], default="logreg")
     p.add_argument("--strategy", choices=["random", "margin", "entropy", "least-confidence", "margin-random"],
                    default="margin-random")
-    p.add_argument("--bound", choices=["clopper-pearson", "hoeffding", "sigma", "tbal-hoeffding"], default="clopper-pearson")
+    p.add_argument("--bound", choices=LazyChoices(_bounds), default="clopper-pearson")
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--val-fraction", type=float, default=0.4)
     p.add_argument("--delta-schedule", choices=["last", "geometric", "uniform"], default="last")

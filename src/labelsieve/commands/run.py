@@ -7,6 +7,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from labelsieve._registry import LazyChoices
+
+
+def _bounds() -> tuple[str, ...]:
+    from labelsieve.guarantees import bound_choices
+    return bound_choices()
+
 
 def register(sub: Any, bench: Any) -> None:
     p = sub.add_parser("run", help="auto-label a pool with a guaranteed error bound (TBAL)")
@@ -40,7 +47,7 @@ def register(sub: Any, bench: Any) -> None:
     )
     p.add_argument(
         "--bound",
-        choices=["clopper-pearson", "hoeffding", "sigma", "tbal-hoeffding"],
+        choices=LazyChoices(_bounds),
         default=None,
         help="sigma and tbal-hoeffding are the TBAL authors' heuristics, not guarantees",
     )

@@ -7,9 +7,11 @@ Three rules, all on the boxes of the verified images after greedy matching at Io
 * ``recall``: the highest threshold whose recall reaches ``target_recall``.
 * ``guarantee``: the lowest threshold whose accepted boxes have precision >= 1 - epsilon with
   probability >= 1 - delta: the fixed-sequence scan of
-  :func:`labelsieve.autolabel.certify.scan_threshold` on (score, wrong) — precision >= 1 - eps is
+  :func:`labelsieve.guarantees.scan_threshold` on (score, wrong) — precision >= 1 - eps is
   "error rate of the accepted boxes <= eps". Per-class scope spends delta / K per class (Bonferroni),
-  so all classes hold together (and hence the union) with probability >= 1 - delta.
+  so all classes hold together (and hence the union) with probability >= 1 - delta
+  (:func:`labelsieve.guarantees.delta_per_test`). The fitted ``certificate_`` is a
+  :class:`~labelsieve.guarantees.Certificate` with ``guarantee="precision"``.
 
 Greedy matching takes boxes in decreasing score order, so whether a box above ``t`` is right does
 not depend on the boxes below ``t``: the (score, wrong) pairs of the verified set describe
@@ -28,10 +30,10 @@ import pandas as pd
 
 from labelsieve._atomic import atomic_write_path
 from labelsieve._validation import check_interval, check_open_unit, check_option
-from labelsieve.autolabel.certify import BOUNDS, GUARANTEED_BOUNDS, resolve_min_n, scan_threshold
 from labelsieve.detect.boxes import Detections
 from labelsieve.detect.match import match_detections
 from labelsieve.errors import InputError
+from labelsieve.guarantees import Certificate, delta_per_test, get_bound, resolve_min_n, scan_threshold
 
 METHODS = ("guarantee", "best-f1", "recall")
 SCOPES = ("per-class", "global")
@@ -170,12 +172,14 @@ class BoxThresholds:
     target_recall : float in (0, 1] — for ``method="recall"``.
     iou_threshold : float — a box is right when it matches a true box of its class at this IoU.
     scope : "per-class" (delta / K per class) or "global" (one threshold for every class).
-    bound : one of :data:`labelsieve.autolabel.certify.BOUNDS` (default Clopper-Pearson).
-    min_n : int or "auto" — as in :func:`~labelsieve.autolabel.certify.scan_threshold`.
+    bound : a name in :data:`labelsieve.guarantees.BOUNDS` (default Clopper-Pearson).
+    min_n : int or "auto" — as in :func:`~labelsieve.guarantees.scan_threshold`.
 
     Attributes
     ----------
     thresholds_ : dict category_id -> float
+    certificate_ : Certificate — the guarantee rule's thresholds (``classes`` = category ids, in
+        ``gt.category_ids`` order) and what they guarantee (:meth:`Certificate.statement`).
     report_ : DataFrame — per class: n_gt, n_pred, and for each rule its threshold, precision and
         recall on the verified set; ``recall_cost``: recall at the best-F1 threshold minus recall at
         the guaranteed one; ``upper_error``: the bound on the error at the guaranteed threshold.
@@ -208,7 +212,7 @@ class BoxThresholds:
         check_interval("target_recall", self.target_recall, owner=own, low=0.0, high=1.0, closed="right")
         check_interval("iou_threshold", self.iou_threshold, owner=own, low=0.0, high=1.0, closed="right")
         check_option("scope", self.scope, owner=own, options=SCOPES)
-        check_option("bound", self.bound, owner=own, options=BOUNDS)
+        get_bound(self.bound, owner=own)
         resolve_min_n(self.min_n, self.epsilon, self.delta, self.bound, owner=own)
 
     def fit(self, pred: Detections, gt: Detections) -> BoxThresholds:
@@ -221,17 +225,17 @@ class BoxThresholds:
         s_all, tp_all = out["score"].to_numpy(), out["tp"].to_numpy()
         c_all = out["category_id"].to_numpy()
         groups: list[tuple[int, str, np.ndarray]]
+        d = delta_per_test(self.delta, self.scope, max(len(cats), 1), owner="BoxThresholds")
         if self.scope == "global":
             groups = [(-1, "all", np.ones(len(out), bool))]
-            d = self.delta
         else:
             groups = [(int(c), gt.categories[int(c)], c_all == c) for c in cats]
-            d = self.delta / len(cats)
-        rows = []
+        rows, scans = [], []
         for cid, name, sel in groups:  # loop over classes
             s, tp = s_all[sel], tp_all[sel]
             ng = int(n_gt.sum() if cid < 0 else n_gt.get(cid, 0))
             res = scan_threshold(s, ~tp, epsilon=self.epsilon, delta=d, bound=self.bound, min_n=self.min_n)
+            scans.append(res)
             f_t, f_p, f_r, f_f1 = best_f1_threshold(s, tp, ng)
             r_t, r_p, r_r = threshold_for_recall(s, tp, ng, self.target_recall)
             g_n, _, g_p, g_r = at_threshold(s, tp, ng, res.threshold)
@@ -255,7 +259,17 @@ class BoxThresholds:
             self.thresholds_ = dict(zip(self.report_["category_id"].astype(int), self.report_[col].astype(float),
                                         strict=True))
         self.delta_per_class_ = d
-        self.guaranteed_ = self.method == "guarantee" and self.bound in GUARANTEED_BOUNDS
+        thr = np.array([float(self.report_["threshold_guarantee"].iloc[0 if self.scope == "global" else i])
+                        for i in range(len(cats))], dtype=np.float64)
+        self.certificate_ = Certificate(
+            thresholds=thr, epsilon=float(self.epsilon), delta=float(self.delta), bound=self.bound,
+            scope=self.scope, min_n=resolve_min_n(self.min_n, self.epsilon, d, self.bound, owner="BoxThresholds"),
+            delta_per_test=d, n_validation=len(out), scan="fixed-sequence", scans=tuple(scans),
+            reasons={i: str(r.reason) for i, r in enumerate(scans) if r.reason} if self.scope != "global"
+            else ({i: str(scans[0].reason) for i in range(len(cats))} if scans[0].reason else {}),
+            guarantee="precision", classes=tuple(int(c) for c in cats),
+        )
+        self.guaranteed_ = self.method == "guarantee" and self.certificate_.guaranteed
         self.categories_ = dict(gt.categories)
         return self
 
@@ -280,14 +294,16 @@ class BoxThresholds:
 
 def plot_pr_curves(pred: Detections, gt: Detections, path: str, *, iou_threshold: float = 0.5,
                    thresholds: BoxThresholds | None = None) -> str:
-    """Save the precision-recall curve of every class (one PNG), marking fitted thresholds."""
-    import matplotlib
+    """Save the precision-recall curve of every class (one PNG), marking fitted thresholds.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    Drawn on a standalone Figure with its own Agg canvas (no backend selection, works headless)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     out, n_gt = box_outcomes(pred, gt, iou_threshold=iou_threshold)
-    fig, ax = plt.subplots(figsize=(5.5, 4.5))
+    fig = Figure(figsize=(5.5, 4.5))
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
     for c in gt.category_ids:  # loop over classes
         sel = out["category_id"].to_numpy() == c
         tab = pr_table(out["score"].to_numpy()[sel], out["tp"].to_numpy()[sel], int(n_gt.get(c, 0)))
@@ -303,8 +319,5 @@ def plot_pr_curves(pred: Detections, gt: Detections, path: str, *, iou_threshold
     ax.set_ylim(0, 1.02)
     ax.set_title(f"PR per class at IoU {iou_threshold:g}")
     ax.legend(loc="lower left")
-    try:
-        atomic_write_path(path, lambda tmp: fig.savefig(tmp, dpi=100, bbox_inches="tight"), suffix=".png")
-    finally:
-        plt.close(fig)
+    atomic_write_path(path, lambda tmp: fig.savefig(tmp, dpi=100, bbox_inches="tight"), suffix=".png")
     return path

@@ -141,7 +141,8 @@ def pac_sampling_probs(
     total = w.sum()
     if total <= 0:
         return np.full(n, 1.0 / n)
-    return (1.0 - mix) * w / total + mix / n  # mixed with uniform: pi_i >= mix / n > 0
+    out: np.ndarray = (1.0 - mix) * w / total + mix / n  # mixed with uniform: pi_i >= mix / n > 0
+    return out
 
 
 def draw_audit(pi: np.ndarray, size: int, random_state: int | np.random.Generator | None = None) -> np.ndarray:
@@ -243,7 +244,8 @@ def _max_log_capital(y: np.ndarray, lam: np.ndarray, m: np.ndarray, c: float) ->
     np.negative(d, out=d)
     np.log1p(d, out=d)
     np.cumsum(d, axis=1, out=d)
-    return d.max(axis=1)
+    best: np.ndarray = d.max(axis=1)
+    return best
 
 
 def _rows_rejected(y: np.ndarray, m: np.ndarray, alpha: float, truncation: float) -> np.ndarray:
@@ -470,7 +472,7 @@ def pac_threshold(
     while s < len(cands):  # blocks grow geometrically: little wasted work past the first failure
         rows = candidate_rows(z, u_a, cands[s : s + width])
         if bound == "clt":
-            ok = clt_upper(rows.T, alpha) <= epsilon
+            ok = np.asarray(clt_upper(rows.T, alpha) <= epsilon, dtype=bool)
         else:
             rows /= b
             ok = _rows_rejected(rows, np.full(len(rows), epsilon / b), alpha, BET_TRUNCATION)
@@ -524,7 +526,8 @@ def pac_losses(y_true: np.ndarray, y_pred: np.ndarray, loss: str = "zero-one", *
     """
     check_option("loss", loss, owner="pac_losses", options=LOSSES)
     if loss == "zero-one":
-        return (np.asarray(y_true) != np.asarray(y_pred)).astype(np.float64)
+        wrong: np.ndarray = np.asarray(np.asarray(y_true) != np.asarray(y_pred)).astype(np.float64)
+        return wrong
     d = np.asarray(y_true, dtype=np.float64) - np.asarray(y_pred, dtype=np.float64)
     return np.minimum(d * d, loss_bound)
 

@@ -4,7 +4,7 @@ Three ways to keep a model's labels, three promises, three prices (epsilon = tar
 
 * ``tbal`` (subset guarantee, TBAL): m human labels certify a confidence threshold; with
   probability >= 1 - delta the error rate among the auto-labeled items is <= epsilon (Clopper-Pearson,
-  fixed-sequence scan: :func:`labelsieve.autolabel.certify.scan_threshold`). The rest of the pool stays
+  fixed-sequence scan: :func:`labelsieve.guarantees.scan_threshold`). The rest of the pool stays
   unlabeled. Coverage = auto-labeled / pool.
 * ``pac`` (whole-data-set guarantee, PAC labeling, Candès, Ilyas & Zrnic 2025): an audit of m draws
   picks an uncertainty threshold; items above it go to humans; with probability >= 1 - delta the
@@ -61,11 +61,7 @@ from labelsieve._validation import check_interval, check_open_unit, check_option
 from labelsieve.errors import InputError, NotEnoughDataError
 from labelsieve.guarantees import conformal as _conformal
 from labelsieve.guarantees import pac as _pac
-
-try:  # the certifier is being moved into labelsieve.guarantees; prefer it there
-    from labelsieve.guarantees import scan_threshold as _scan_threshold  # type: ignore[attr-defined]
-except ImportError:  # pragma: no cover - depends on the move
-    from labelsieve.autolabel.certify import scan_threshold as _scan_threshold
+from labelsieve.guarantees.scan import scan_threshold as _scan_threshold
 
 PROCEDURES = ("tbal", "pac", "conformal")
 #: guarantee strength per procedure, as printed in every header
@@ -97,7 +93,8 @@ class ErrorCurve:
     rates: np.ndarray  #: error rate per block, non-increasing
 
     def __call__(self, confidence: np.ndarray) -> np.ndarray:
-        return np.interp(np.asarray(confidence, dtype=np.float64), self.knots, self.rates)
+        out: np.ndarray = np.interp(np.asarray(confidence, dtype=np.float64), self.knots, self.rates)
+        return out
 
 
 @dataclass(frozen=True)
@@ -113,7 +110,8 @@ class PlattCurve:
 
 def _logit(c: Any) -> np.ndarray:
     c = np.clip(np.asarray(c, dtype=np.float64), CONF_CLIP, 1.0 - CONF_CLIP)
-    return np.log(c) - np.log1p(-c)
+    out: np.ndarray = np.log(c) - np.log1p(-c)
+    return out
 
 
 def _expit(x: np.ndarray) -> np.ndarray:
@@ -297,7 +295,7 @@ def simulate_coverage(
     pool_inc = pool_desc[::-1].copy()
     u = 1.0 - pool
     u_sorted = np.sort(u)
-    pi = _pac.pac_sampling_probs(u, pac_prior) if "pac" in procedures else None
+    pi = _pac.pac_sampling_probs(u, pac_prior) if "pac" in procedures else np.empty(0)
     for b in range(n_bootstrap):  # loop over replicates; everything inside is vectorised
         boot = rng.integers(0, n, n)
         g = fit_curve(pc[boot], pw[boot], curve, prior_strength)
@@ -550,8 +548,7 @@ class BudgetPlanner:
         grid = np.unique(np.concatenate([
             np.round(np.geomspace(max(10, min(self.budgets_)), top, n_grid)).astype(np.int64),
             np.asarray(self.budgets_, dtype=np.int64)]))
-        grid = [int(m) for m in grid if 1 <= m <= top]
-        counts = self._simulate(grid)
+        counts = self._simulate([int(m) for m in grid if 1 <= m <= top])
         out: dict[str, dict[str, Any]] = {}
         for proc in self.procedures:
             s = summarize(counts[proc], len(self._pool), float(self.level))

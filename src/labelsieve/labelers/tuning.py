@@ -177,7 +177,7 @@ def tune_thresholds(
     verified precision is >= 1 - epsilon: the empirical twin of TBAL), ``precision@recall>=r`` (when
     ``target_recall``), ``tbal/global`` and ``tbal/per-class`` (:func:`certify_thresholds`).
     """
-    from labelsieve.autolabel.certify import certify_thresholds
+    from labelsieve.guarantees import certify_thresholds
 
     check_positive_int("n_classes", n_classes, owner="tune_thresholds", minimum=2)
     epsilon = check_open_unit("epsilon", epsilon, owner="tune_thresholds")
