@@ -555,6 +555,7 @@ class PACCertificate:
     n_clipped: int = 0
     loss_bound: float = 1.0
     guarantee: str = "dataset"
+    noisy_audit: bool = False  #: audit labels carried posteriors (crowd labels): an expected-error statement
 
     @property
     def guaranteed(self) -> bool:
@@ -571,7 +572,9 @@ class PACCertificate:
             f"{what} of the final labels of all {self.n} items (human and model labels together) is <= "
             f"{self.epsilon:g}; {self.human_labels} human labels, {self.auto_labels} model labels kept "
             f"({'none' if self.threshold == -np.inf else f'uncertainty <= {self.threshold:.6g}'}); {kind}, fixed-sequence scan over uncertainty thresholds; "
-            "assumes the human labels are correct"
+            + ("audit labels are noisy (crowd posteriors): the bound is on the expected share of wrong labels "
+               "given calibrated posteriors, and the routed items' human labels are assumed correct"
+               if self.noisy_audit else "assumes the human labels are correct")
         )
 
 
@@ -696,12 +699,18 @@ class PACLabeler:
 
     def fit_from_labels(
         self, predictions: np.ndarray, uncertainty: np.ndarray, audited: np.ndarray, audit_labels: np.ndarray,
-        oracle: Oracle | None = None,
+        oracle: Oracle | None = None, *, audit_p_correct: np.ndarray | None = None,
     ) -> PACLabeler:
         """Finish after :meth:`split` with the audited items' labels (e.g. read from a file).
 
         Without ``oracle`` the routed items keep a placeholder (the prediction) and
         ``routed_mask_`` says which labels must still come from humans (see :meth:`set_routed_labels`).
+
+        ``audit_p_correct`` (0-1 loss only; one value per unique audited item): P(audit label is the
+        true label), e.g. a crowd label's GTX posterior. The audit loss of a draw is then an upper
+        bound on P(true label != prediction | audit label): ``1 - p`` where the audit label agrees
+        with the prediction, 1 where it does not, so the certificate bounds the *expected* share of
+        wrong labels under calibrated posteriors (the same assumption as the noise-aware subset bound).
         """
         pred = np.asarray(predictions)
         u = np.asarray(uncertainty, dtype=np.float64)
@@ -715,6 +724,15 @@ class PACLabeler:
         raw = pac_losses(y_aud[pos], pred[self.audit_idx_], self.loss, loss_bound=math.inf)
         self.n_clipped_ = int(np.sum(raw > lb)) if self.loss == "squared" else 0
         losses = np.minimum(raw, lb)
+        self.noisy_audit_ = audit_p_correct is not None
+        if audit_p_correct is not None:
+            if self.loss != "zero-one":
+                raise ParameterError("audit_p_correct needs loss='zero-one' (a posterior of a class label).")
+            p = np.asarray(audit_p_correct, dtype=np.float64)
+            if p.shape != audited.shape or not np.all((p >= 0) & (p <= 1)):
+                raise InputError(f"audit_p_correct must be {audited.shape[0]} probabilities in [0, 1], one per "
+                                 f"unique audited item; got shape {p.shape}.")
+            losses = np.where(losses > 0, 1.0, 1.0 - p[pos])  # upper bound on P(Y != prediction | audit label)
         self.result_ = pac_threshold(
             u, self.audit_idx_, losses, self.pi_, epsilon=self.epsilon, alpha=self.alpha, bound=self.bound,
             loss_bound=lb, max_candidates=self.max_candidates,
@@ -753,7 +771,7 @@ class PACLabeler:
             human_labels=int(self.audited_mask_.sum() + self.routed_mask_.sum()),
             auto_labels=int(self.auto_mask_.sum()), loss=self.loss,
             prior=self.prior if isinstance(self.prior, str) else "user", n_clipped=self.n_clipped_,
-            loss_bound=float(self._lb),
+            loss_bound=float(self._lb), noisy_audit=bool(getattr(self, "noisy_audit_", False)),
         )
 
     @property
