@@ -142,3 +142,20 @@ def test_noisy_oracle_bound_covers_the_auto_labels_expected_error():
         fails += (lab["code"].to_numpy()[auto] != ds.y[auto]).sum() / rest > EPS
         assert out.metrics["pac"]["statement"].count("noisy") == 1
     assert fails <= binom.ppf(0.997, seeds, DELTA)
+
+
+@pytest.mark.parametrize(("bound", "guaranteed"), [("betting", True), ("clt", False)])
+def test_pac_certificate_is_the_one_certificate(bound, guaranteed):
+    from labelsieve.guarantees import Certificate
+
+    rng = np.random.default_rng(1)
+    n = 800
+    conf = rng.uniform(0.6, 1.0, n)
+    y = rng.integers(0, 2, n)
+    pred = np.where(rng.random(n) < conf, y, 1 - y)
+    lab = PACLabeler(epsilon=0.1, audit=300, bound=bound, random_state=0).fit(pred, 1 - conf, lambda i: y[i])
+    c = lab.certificate_
+    assert isinstance(c, Certificate) and c.guarantee == "dataset" and c.scan == "fixed-sequence"
+    assert c.guaranteed is guaranteed and c.n_items == n and c.n_validation == 300
+    assert c.threshold == lab.threshold_ and c.accept is not None
+    assert ("NOT a finite-sample guarantee" in c.statement()) is (not guaranteed)

@@ -71,6 +71,7 @@ from scipy.special import ndtri
 
 from labelsieve._validation import check_interval, check_open_unit, check_option, check_positive_int
 from labelsieve.errors import InputError, ParameterError
+from labelsieve.guarantees.certificate import Certificate
 
 LOSSES = ("zero-one", "squared")
 BOUNDS = ("betting", "clt")
@@ -533,45 +534,58 @@ def pac_losses(y_true: np.ndarray, y_pred: np.ndarray, loss: str = "zero-one", *
 
 
 @dataclass(frozen=True)
-class PACCertificate:
-    """What a PAC labeling run guarantees (``guarantee="dataset"``: the whole final data set).
+class PACCertificate(Certificate):
+    """What a PAC labeling run guarantees: the one :class:`Certificate` with ``guarantee="dataset"``.
 
     With probability >= 1 - delta over the audit draws, the mean loss of the final labels over
-    all ``n`` items is <= ``epsilon`` — a finite-sample statement with the betting bound
-    (``guaranteed=True``), an asymptotic one with the CLT bound (``guaranteed=False``).
+    all ``n_items`` items is <= ``epsilon`` — a finite-sample statement with the betting bound
+    (``guaranteed``), an asymptotic one with the CLT bound (not ``guaranteed``). ``thresholds[0]`` is
+    the uncertainty threshold (``-inf``: nothing auto-labeled); ``n_validation`` the audit draws.
     """
 
-    epsilon: float
-    delta: float
-    bound: str
-    threshold: float
-    error_bound: float
-    n: int
-    audit: int
-    human_labels: int
-    auto_labels: int
+    error_bound: float = float("nan")
+    human_labels: int = 0
+    auto_labels: int = 0
     loss: str = "zero-one"
     prior: str = "uniform"
     n_clipped: int = 0
     loss_bound: float = 1.0
-    guarantee: str = "dataset"
     noisy_audit: bool = False  #: audit labels carried posteriors (crowd labels): an expected-error statement
 
-    @property
-    def guaranteed(self) -> bool:
-        return self.bound == "betting"
+    @classmethod
+    def make(cls, *, epsilon: float, delta: float, bound: str, threshold: float, error_bound: float, n: int,
+             audit: int, **details: Any) -> PACCertificate:
+        """The certificate of one fixed-sequence scan at level ``delta`` over an audit of ``audit`` draws."""
+        return cls(thresholds=np.array([threshold], dtype=np.float64), epsilon=epsilon, delta=delta, bound=bound,
+                   scope="global", min_n=1, delta_per_test=delta, n_validation=audit, scan="fixed-sequence",
+                   scans=(), guarantee="dataset", n_items=n, bound_guaranteed=bound == "betting",
+                   error_bound=error_bound, **details)
 
-    def statement(self) -> str:
+    @property
+    def threshold(self) -> float:
+        return float(self.thresholds[0])
+
+    @property
+    def n(self) -> int:
+        return int(self.n_items or 0)
+
+    @property
+    def audit(self) -> int:
+        return int(self.n_validation)
+
+    def statement(self, *, delta: float | None = None, spent: str | None = None) -> str:
         what = "0-1 loss (share of wrong labels)" if self.loss == "zero-one" else "squared error"
         if self.loss == "squared" and self.n_clipped:
             what = f"squared error clipped at {self.loss_bound:g} ({self.n_clipped} audited losses were clipped)"
         kind = ("Waudby-Smith-Ramdas betting bound, finite-sample" if self.bound == "betting"
                 else "CLT bound, asymptotic only: NOT a finite-sample guarantee")
+        d = self.delta if delta is None else delta
+        kept = "none" if self.threshold == -np.inf else f"uncertainty <= {self.threshold:.6g}"
         return (
-            f"with probability >= {1 - self.delta:g} over the {self.audit} audit draws ({self.prior} prior), the mean "
+            f"with probability >= {1 - d:g} over the {self.audit} audit draws ({self.prior} prior), the mean "
             f"{what} of the final labels of all {self.n} items (human and model labels together) is <= "
             f"{self.epsilon:g}; {self.human_labels} human labels, {self.auto_labels} model labels kept "
-            f"({'none' if self.threshold == -np.inf else f'uncertainty <= {self.threshold:.6g}'}); {kind}, fixed-sequence scan over uncertainty thresholds; "
+            f"({kept}); {kind}, fixed-sequence scan over uncertainty thresholds; "
             + ("audit labels are noisy (crowd posteriors): the bound is on the expected share of wrong labels "
                "given calibrated posteriors, and the routed items' human labels are assumed correct"
                if self.noisy_audit else "assumes the human labels are correct")
@@ -765,7 +779,7 @@ class PACLabeler:
         return self
 
     def _certify(self, n: int) -> None:
-        self.certificate_ = PACCertificate(
+        self.certificate_ = PACCertificate.make(
             epsilon=float(self.epsilon), delta=float(self.alpha), bound=self.bound, threshold=self.threshold_,
             error_bound=self.result_.error_bound, n=n, audit=int(self.audit),
             human_labels=int(self.audited_mask_.sum() + self.routed_mask_.sum()),
