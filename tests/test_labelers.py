@@ -622,3 +622,62 @@ def test_cli_empty_text_is_named_and_nothing_written(tmp_path, capsys):
     rc = main(["label", "--dataset", str(tmp_path / "t.csv"), "--labeler", "hashing", "--out", str(tmp_path / "o")])
     assert rc == 2 and "empty text in column 'text' at row 4 (id 'd4')" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def _calibrated_pool(tmp_path, n=600, with_label=True, seed=0):
+    """A text CSV and a scores file whose top probability is P(prediction correct)."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, n)
+    conf = rng.uniform(0.5, 1.0, n)
+    pred = np.where(rng.random(n) < conf, y, 1 - y)
+    names = np.array(["space", "med"])
+    frame = pd.DataFrame({"id": [f"d{i}" for i in range(n)], "text": "some words"})
+    if with_label:
+        frame["label"] = names[y]
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    probs = np.where(pred[:, None] == np.arange(2), conf[:, None], 1 - conf[:, None])
+    pd.DataFrame({"id": frame["id"], "space": probs[:, 0], "med": probs[:, 1]}).to_csv(tmp_path / "s.csv", index=False)
+    return names[y], names[pred], conf
+
+
+def test_cli_label_dataset_guarantee_routes_uncertain_items_and_keeps_the_rest(tmp_path):
+    truth, pred, conf = _calibrated_pool(tmp_path)
+    out = tmp_path / "o"
+    rc = main(["label", "--dataset", str(tmp_path / "t.csv"), "--labeler", f"scores:{tmp_path / 's.csv'}",
+               "--out", str(out), "--guarantee", "dataset", "--epsilon", "0.1", "--audit", "200", "--seed", "3"])
+    assert rc == 0
+    final = pd.read_csv(out / "pac" / "labels.csv")
+    m = json.loads((out / "pac" / "metrics.json").read_text())
+    assert json.loads((out / "metrics.json").read_text())["final_labels"] == "pac/labels.csv"
+    assert final["id"].tolist() == [f"d{i}" for i in range(600)]
+    human = (final["source"] == "human").to_numpy()
+    auto = ~human
+    assert set(final["role"][human]) <= {"audit", "routed"} and set(final["role"][auto]) == {"auto"}
+    assert (final["label"].to_numpy()[human] == truth[human]).all()  # the label column is the simulated human
+    assert (final["label"].to_numpy()[auto] == pred[auto]).all()  # the model's label is kept below the threshold
+    assert (conf[auto] >= m["confidence_threshold"] - 1e-9).all()
+    assert (conf[(final["role"] == "routed").to_numpy()] < m["confidence_threshold"]).all()
+    assert m["dataset_error"] == pytest.approx(np.mean(final["label"].to_numpy() != truth))
+    assert m["dataset_error"] <= 0.1 and 0 < m["auto_labeled"] < 600 and m["guaranteed"]
+
+
+def test_cli_label_dataset_guarantee_without_truth_asks_for_answers(tmp_path, capsys):
+    truth, _, _ = _calibrated_pool(tmp_path, n=300, with_label=False)
+    argv = ["label", "--dataset", str(tmp_path / "t.csv"), "--labeler", f"scores:{tmp_path / 's.csv'}",
+            "--classes", "space,med", "--out", str(tmp_path / "o"), "--guarantee", "dataset", "--epsilon", "0.1",
+            "--audit", "100", "--seed", "1"]
+    assert main(argv) == 0
+    req = tmp_path / "o" / "pac" / "queries" / "request-001.csv"
+    assert "waiting for human labels" in capsys.readouterr().out and req.exists()
+    asked = pd.read_csv(req)["id"]
+    pos = asked.str[1:].astype(int).to_numpy()
+    pd.DataFrame({"id": asked, "label": truth[pos]}).to_csv(tmp_path / "a1.csv", index=False)
+    assert main([*argv, "--answers", str(tmp_path / "a1.csv")]) == 0
+    if not (tmp_path / "o" / "pac" / "metrics.json").exists():  # the routed items are asked next
+        asked2 = pd.read_csv(tmp_path / "o" / "pac" / "queries" / "request-002.csv")["id"]
+        pos2 = asked2.str[1:].astype(int).to_numpy()
+        pd.DataFrame({"id": asked2, "label": truth[pos2]}).to_csv(tmp_path / "a2.csv", index=False)
+        assert main([*argv, "--answers", str(tmp_path / "a1.csv"), "--answers", str(tmp_path / "a2.csv")]) == 0
+    final = pd.read_csv(tmp_path / "o" / "pac" / "labels.csv")
+    human = (final["source"] == "human").to_numpy()
+    assert (final["label"].to_numpy()[human] == truth[human]).all() and human.sum() >= len(set(asked))

@@ -44,6 +44,18 @@ def register(sub: Any, bench: Any) -> None:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-progress", action="store_true")
+    g = p.add_argument_group("guarantee (PAC labeling of the labeler's output)")
+    g.add_argument("--guarantee", choices=["none", "dataset"], default="none",
+                   help="dataset: audit a random sample, route uncertain items to humans, and guarantee that the "
+                        "whole final data set's error is <= --epsilon w.p. >= 1 - --delta (written to OUT/pac/)")
+    g.add_argument("--epsilon", type=float, default=0.05)
+    g.add_argument("--delta", type=float, default=0.05)
+    g.add_argument("--audit", type=int, default=500, help="K, audit draws (default 500; the paper uses n/10 for images)")
+    g.add_argument("--audit-prior", choices=["uniform", "uncertainty"], default="uniform")
+    g.add_argument("--pac-bound", choices=["betting", "clt"], default="betting",
+                   help="betting: finite-sample; clt: asymptotic only")
+    g.add_argument("--answers", action="append", default=[], metavar="FILE",
+                   help="human answers (CSV id,label) for the requested items, when the data has no label column")
     from labelsieve.engine import add_engine_arguments
 
     add_engine_arguments(p)
@@ -172,6 +184,9 @@ def _label(args: argparse.Namespace) -> int:
         info.update(n_evaluated=int(ev.sum()), n_human=int(human.sum()),
                     accuracy=accuracy(ds.y[ev], pred[ev]), macro_f1=float(prf.macro_f1),
                     per_class_f1={c: float(f) for c, f in zip(ds.classes, prf.f1)})
+    info["guarantee"] = args.guarantee
+    if args.guarantee == "dataset":  # these are the model's labels; the final ones are PAC's
+        info["final_labels"] = str(Path("pac") / "labels.csv")
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "labels.csv", labels.to_csv(index=False))
     atomic_write_text(out / "metrics.json", json.dumps(info, indent=2, default=float) + "\n")
@@ -180,4 +195,34 @@ def _label(args: argparse.Namespace) -> int:
         summary += f": accuracy {info['accuracy']:.3f}, macro-F1 {info['macro_f1']:.3f} on {info['n_evaluated']} items"
     print(summary)
     print(f"wrote {out / 'labels.csv'} and {out / 'metrics.json'}", file=sys.stdout)
+    if args.guarantee == "dataset":
+        return _dataset_guarantee(args, ds, pred, conf, out)
     return 0
+
+
+def _dataset_guarantee(args: argparse.Namespace, ds: Any, pred: Any, conf: Any, out: Path) -> int:
+    """PAC labeling of the labeler's predictions: the same code path as ``labelsieve pac``.
+
+    ``OUT/predictions.csv`` (id, prediction, confidence and, when the data has ground truth, label:
+    the simulated human) is written, then ``labelsieve pac`` runs on it into ``OUT/pac`` (its
+    ``labels.csv`` holds the final labels with source and role; it resumes and asks for
+    ``--answers`` files like ``labelsieve pac`` when there is no label column).
+    """
+    import numpy as np
+    import pandas as pd
+
+    from labelsieve._atomic import atomic_write_text
+    from labelsieve.commands.pac import _pac
+
+    names = np.asarray(ds.classes, dtype=object)
+    table = pd.DataFrame({"id": ds.ids, "prediction": names[pred], "confidence": np.clip(conf, 0.0, 1.0)})
+    if ds.has_truth and (ds.y >= 0).all():
+        table["label"] = names[ds.y]
+    atomic_write_text(out / "predictions.csv", table.to_csv(index=False))
+    pac_args = argparse.Namespace(
+        predictions=str(out / "predictions.csv"), epsilon=args.epsilon, delta=args.delta, audit=args.audit,
+        prior=args.audit_prior, mix=0.5, loss="zero-one", loss_bound=None, bound=args.pac_bound,
+        max_candidates=None, seed=args.seed, out=str(out / "pac"), answers=args.answers,
+    )
+    print()
+    return _pac(pac_args)
