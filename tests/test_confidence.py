@@ -18,7 +18,7 @@ from labelsieve.confidence.dirichlet import DirichletCalibration, dirichlet_obje
 from labelsieve.confidence.histogram import HistogramBinning, equal_mass_edges, fit_bins, top_label_ece
 from labelsieve.confidence.scaling_binning import ScalingBinning, fit_platt, top_label_logit
 from labelsieve.confidence.temperature import TemperatureScaling, fit_temperature, temperature_nll
-from labelsieve.errors import InputError, LabelsieveError, NotEnoughDataError, ParameterError
+from labelsieve.errors import InputError, NotEnoughDataError, NotFittedError, ParameterError
 from labelsieve.models.base import Scores
 
 torch = pytest.importorskip("torch")
@@ -321,7 +321,7 @@ def test_bad_labels_and_unfitted_use(proto):
         make().fit(s, bad)
     with pytest.raises(InputError, match=r"expected \(100,\)"):
         make().fit(s, y[:50])
-    with pytest.raises(LabelsieveError, match="not fitted"):
+    with pytest.raises(NotFittedError, match="not fitted"):
         make().confidence(s)
     fitted = make().fit(s, y)
     with pytest.raises(InputError, match="classes"):

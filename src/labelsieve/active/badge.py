@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from labelsieve._validation import check_finite_2d, check_positive_int
-from labelsieve.active.base import QueryState
+from labelsieve.active.base import QueryState, register_strategy
 from labelsieve.active.uncertainty import _probs
 from labelsieve.errors import InputError
 
@@ -58,6 +58,7 @@ def kmeanspp_seeding(a: np.ndarray, Z: np.ndarray, n: int, rng: np.random.Genera
     return picks
 
 
+@register_strategy("badge")
 class BadgeQuery:
     """BADGE on the logistic-regression (or embedding) layer: uncertainty and diversity in one step.
 

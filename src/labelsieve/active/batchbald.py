@@ -18,7 +18,7 @@ from scipy import linalg
 from scipy.special import softmax, xlogy
 
 from labelsieve._validation import check_interval, check_positive_int
-from labelsieve.active.base import QueryState
+from labelsieve.active.base import QueryState, register_strategy
 from labelsieve.active.influence import DENSE_MAX_PARAMS, _small_blas, augment, hessian
 from labelsieve.active.surrogate import softmax_view
 
@@ -101,6 +101,7 @@ def batchbald_select(probs_k: np.ndarray, n: int, rng: np.random.Generator, *, n
     return picks
 
 
+@register_strategy("batchbald")
 class BatchBALDQuery:
     """BatchBALD with a Laplace posterior of the logistic regression (see module docstring).
 

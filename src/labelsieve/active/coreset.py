@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from labelsieve._validation import check_finite_2d, check_positive_int
-from labelsieve.active.base import QueryState
+from labelsieve.active.base import QueryState, register_strategy
 from labelsieve.errors import InputError
 
 
@@ -57,6 +57,7 @@ def k_center_greedy(
     return picks
 
 
+@register_strategy("coreset")
 class CoreSetQuery:
     """Greedy k-center on the model's embeddings (``pool_scores.embeddings``) or on the raw features.
 

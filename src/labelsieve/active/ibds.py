@@ -12,12 +12,14 @@ from typing import Any
 import numpy as np
 
 from labelsieve._validation import check_positive_int
-from labelsieve.active.base import QueryState
+from labelsieve.active.base import QueryState, register_strategy
 from labelsieve.active.influence import check_influence_params
 from labelsieve.active.surrogate import influence_view
 from labelsieve.active.uncertainty import top_n
+from labelsieve.errors import ParameterError
 
 
+@register_strategy("ibds", tbal=False)
 class IBDSQuery:
     """Query the pool points an influence regressor predicts to help most.
 
@@ -41,6 +43,9 @@ class IBDSQuery:
         owner = type(self).__name__
         check_positive_int("n", n, owner=owner, minimum=0)
         check_influence_params(owner, self.C, self.solver)
+        if self.regressor is not None and not all(callable(getattr(self.regressor, m, None)) for m in ("fit", "predict")):
+            raise ParameterError(f"The 'regressor' parameter of {owner} must be a scikit-learn regressor (fit, "
+                                 f"predict) or None. Got {self.regressor!r} instead.")
         if min(n, len(state.X_pool)) == 0:
             return np.empty(0, dtype=np.int64)
         from sklearn.base import clone

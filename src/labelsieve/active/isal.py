@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from labelsieve._validation import check_positive_int
-from labelsieve.active.base import QueryState
+from labelsieve.active.base import QueryState, register_strategy
 from labelsieve.active.influence import check_influence_params
 from labelsieve.active.surrogate import influence_view
 from labelsieve.active.uncertainty import top_n
@@ -24,6 +24,7 @@ def pseudo_label_gain(loss_decrease: np.ndarray, probs: np.ndarray) -> np.ndarra
     return loss_decrease[np.arange(len(probs)), np.argmax(probs, axis=1)]
 
 
+@register_strategy("isal", tbal=False)
 class ISALQuery:
     """Largest pseudo-label influence first.
 

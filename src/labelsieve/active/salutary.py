@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from labelsieve._validation import check_option, check_positive_int
-from labelsieve.active.base import QueryState
+from labelsieve.active.base import QueryState, register_strategy
 from labelsieve.active.influence import LogisticInfluence, check_influence_params, check_labeled
 from labelsieve.active.surrogate import influence_view
 from labelsieve.errors import InputError, ParameterError
@@ -153,6 +153,7 @@ class SalutaryLabeler:
         return out
 
 
+@register_strategy("salutary", tbal=False)
 class SalutaryQuery:
     """Salutary selection as a query strategy (eq. 2); :meth:`query_with_labels` also gives the labels.
 

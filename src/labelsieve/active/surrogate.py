@@ -21,7 +21,7 @@ from scipy.special import softmax
 from labelsieve._validation import check_finite_2d, check_interval, check_positive_int
 from labelsieve.active.base import QueryState
 from labelsieve.active.influence import augment, check_labeled, fit_softmax_regression
-from labelsieve.errors import InputError, NotEnoughDataError
+from labelsieve.errors import InputError, NotEnoughDataError, NotFittedError
 from labelsieve.models.base import Scores
 
 
@@ -74,10 +74,7 @@ class SoftmaxRegression:
         return self
 
     def _check_X(self, X: np.ndarray) -> np.ndarray:
-        if not hasattr(self, "W_"):
-            from sklearn.exceptions import NotFittedError
-
-            raise NotFittedError(f"This {type(self).__name__} instance is not fitted yet; call 'fit' first.")
+        NotFittedError.check(self, "W_")
         X = check_finite_2d(X, what=f"X passed to {type(self).__name__}")
         if X.shape[1] != self.n_features_in_:
             raise InputError(

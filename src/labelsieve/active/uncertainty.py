@@ -9,7 +9,7 @@ import numpy as np
 from scipy.special import entr
 
 from labelsieve._validation import check_positive_int
-from labelsieve.active.base import QueryState
+from labelsieve.active.base import QueryState, register_strategy
 
 
 def margin_utility(probs: np.ndarray) -> np.ndarray:
@@ -46,6 +46,7 @@ def _probs(state: QueryState) -> np.ndarray:
     return state.model.predict_proba(state.X_pool)
 
 
+@register_strategy("random")
 class RandomQuery:
     """Uniform random sample without replacement."""
 
@@ -63,24 +64,28 @@ class _UtilityQuery:
         return top_n(self.utility(_probs(state)), n, rng)
 
 
+@register_strategy("margin")
 class MarginQuery(_UtilityQuery):
     """Smallest top-1 minus top-2 margin first."""
 
     utility = staticmethod(margin_utility)
 
 
+@register_strategy("entropy")
 class EntropyQuery(_UtilityQuery):
     """Largest predictive entropy first."""
 
     utility = staticmethod(entropy_utility)
 
 
+@register_strategy("least-confidence")
 class LeastConfidenceQuery(_UtilityQuery):
     """Smallest max-probability first."""
 
     utility = staticmethod(least_confidence_utility)
 
 
+@register_strategy("margin-random")
 class MarginRandomQuery:
     """The TBAL authors' default: take the ``oversample * n`` smallest-margin points, sample ``n``.
 
@@ -97,12 +102,3 @@ class MarginRandomQuery:
         check_positive_int("n", n, owner="MarginRandomQuery", minimum=0)
         cand = top_n(margin_utility(_probs(state)), self.oversample * n, rng)
         return rng.choice(cand, size=min(n, len(cand)), replace=False).astype(np.int64)
-
-
-STRATEGIES = {
-    "random": RandomQuery,
-    "margin": MarginQuery,
-    "entropy": EntropyQuery,
-    "least-confidence": LeastConfidenceQuery,
-    "margin-random": MarginRandomQuery,
-}

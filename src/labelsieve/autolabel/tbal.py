@@ -32,8 +32,7 @@ from labelsieve._validation import (
     check_option,
     check_positive_int,
 )
-from labelsieve.active.base import QueryState, QueryStrategy
-from labelsieve.active.uncertainty import STRATEGIES
+from labelsieve.active.base import QueryState, QueryStrategy, loop_strategy
 from labelsieve.autolabel.certify import BOUNDS, SCANS, SCOPES, Certificate, certify_thresholds
 from labelsieve.autolabel.oracles import Oracle, SimulatedOracle
 from labelsieve.confidence.base import ConfidenceFunction, MaxSoftmax
@@ -137,7 +136,7 @@ class TBAL:
     scope : "global" | "per-class"
     bound : one of ``certify.BOUNDS`` (``clopper-pearson`` default; ``sigma``/``tbal-hoeffding`` are heuristics)
     scan : "fixed-sequence" (valid) | "any" (the multiple-testing trap, for comparison)
-    strategy : name in ``active.uncertainty.STRATEGIES`` or a QueryStrategy instance
+    strategy : a registered query-strategy name (``active.QUERY_STRATEGIES``, flag ``tbal``) or an instance
     delta_schedule : "last" (default) | "geometric" | "uniform"
         ``last``: only the final round certifies and auto-labels; earlier rounds train and query
         (active learning). The guarantee is then one certification on validation data that no
@@ -219,7 +218,7 @@ class TBAL:
         check_option("scan", self.scan, owner=owner, options=SCANS)
         check_option("delta_schedule", self.delta_schedule, owner=owner, options=DELTA_SCHEDULES)
         if isinstance(self.strategy, str):
-            check_option("strategy", self.strategy, owner=owner, options=STRATEGIES)
+            loop_strategy(self.strategy, owner=owner)
         if n_items == 0:
             raise InputError("the pool is empty: nothing to label.")
         if self.budget > n_items:
@@ -256,7 +255,7 @@ class TBAL:
         K = dataset.n_classes
         oracle = oracle if oracle is not None else SimulatedOracle(dataset, random_state=self.random_state)
         rng = np.random.default_rng(self.random_state)
-        strategy = STRATEGIES[self.strategy]() if isinstance(self.strategy, str) else self.strategy
+        strategy = loop_strategy(self.strategy)() if isinstance(self.strategy, str) else self.strategy
         conf_template = self.confidence if self.confidence is not None else MaxSoftmax()
         needs_cal = bool(getattr(conf_template, "requires_fit", False))
         deltas = delta_schedule(self.delta, self.rounds, self.delta_schedule)

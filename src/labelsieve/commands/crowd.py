@@ -7,10 +7,19 @@ import logging
 import time
 from pathlib import Path
 
+from labelsieve._registry import LazyChoices
+
 logger = logging.getLogger(__name__)
 
-METHODS = ("mv", "wmv", "sv", "gtx", "ds", "onecoin")
-NEEDS_ACCURACIES = ("wmv", "sv", "gtx")
+
+def _aggregator_names() -> tuple[str, ...]:
+    from labelsieve.crowd import AGGREGATORS
+
+    return AGGREGATORS.names()
+
+
+#: ``--method`` choices: the aggregator registry, read when the command line is parsed.
+METHODS = LazyChoices(_aggregator_names)
 #: Default repeats of ``bench gtx`` (the paper's counts: 100 for Table 1, 10 for Table 2).
 DEFAULT_REPEATS = {1: 100, 2: 10}
 
@@ -52,17 +61,7 @@ def register(sub: argparse._SubParsersAction, bench: argparse._SubParsersAction)
 
 
 def _aggregate(args: argparse.Namespace) -> int:
-    from labelsieve.crowd import (
-        GTX,
-        DawidSkene,
-        MajorityVote,
-        OneCoinDawidSkene,
-        SoftVote,
-        WeightedMajorityVote,
-        accuracies_from_estimate,
-        encode_table,
-        estimate_accuracies,
-    )
+    from labelsieve.crowd import accuracies_from_estimate, encode_table, estimate_accuracies, get_aggregator
     from labelsieve.crowd._io import CSV_LINE_OFFSET, read_accuracies_csv, read_csv_table, write_csv_atomic
     from labelsieve.engine import engine_from_args
     from labelsieve.errors import InputError
@@ -80,21 +79,23 @@ def _aggregate(args: argparse.Namespace) -> int:
                                   line_offset=CSV_LINE_OFFSET)
         logger.info("accuracies from %d gold tasks: %s", len(gold), est.to_dict("records"))
         accuracies = accuracies_from_estimate(est)
-    if args.method in NEEDS_ACCURACIES:
+    agg_cls = get_aggregator(args.method)
+    if agg_cls.uses_accuracies:
         if accuracies is None:
+            from labelsieve.crowd import AGGREGATORS
+
+            free = [n for n in AGGREGATORS.names() if not AGGREGATORS[n].uses_accuracies]
             raise InputError(f"--method {args.method} needs labeler accuracies: give --gold GOLD.csv or "
-                             f"--accuracies ACC.csv (or use --method mv, ds or onecoin).")
+                             f"--accuracies ACC.csv (or use --method {', '.join(free[:-1])} or {free[-1]}).")
         unknown = table.workers.difference(accuracies.index)
         if len(unknown):
             logger.warning("%d worker(s) without accuracy (%s); unknown_worker=%s", len(unknown),
                            ", ".join(map(str, unknown[:5])), args.unknown_worker)
-        agg_cls = {"wmv": WeightedMajorityVote, "sv": SoftVote, "gtx": GTX}[args.method]
         agg = agg_cls(accuracies=accuracies, classes=list(table.classes), unknown_worker=args.unknown_worker)
     else:
         if accuracies is not None:
             logger.warning("--method %s does not use labeler accuracies; --gold/--accuracies ignored", args.method)
-        agg = {"mv": MajorityVote, "ds": DawidSkene, "onecoin": OneCoinDawidSkene}[args.method](
-            classes=list(table.classes))
+        agg = agg_cls(classes=list(table.classes))
     agg.fit(labels, engine=engine, block_size=args.block_size)
     out = agg.labels_.rename("label").to_frame()
     out["confidence"] = agg.confidence_

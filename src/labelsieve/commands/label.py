@@ -12,6 +12,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from labelsieve._registry import LazyHelp
+
+
+def _labeler_help() -> str:
+    from labelsieve.labelers import encoder_specs
+
+    return f"a registered encoder ({encoder_specs()}) or scores:FILE (your model's scores)"
+
 
 class PairScorer:
     """Engine adapter: scores a block of ``(id, item)`` pairs with a labeler (ids key its cache)."""
@@ -28,7 +36,7 @@ def register(sub: Any, bench: Any) -> None:
     p = sub.add_parser("label", help="zero-/few-shot labels from a local foundation model or a scores file")
     p.add_argument("--dataset", required=True,
                    help="20newsgroups, r8, rotten-tomatoes, an embedded set, a CSV/Parquet (id,text[,label]) or an image folder")
-    p.add_argument("--labeler", required=True, help="minilm | clip:PATH | scores:FILE | hashing")
+    p.add_argument("--labeler", required=True, help=LazyHelp(_labeler_help))
     g = p.add_mutually_exclusive_group()
     g.add_argument("--classes", help='comma-separated class names, e.g. "sports,politics"')
     g.add_argument("--classes-file",
@@ -125,7 +133,7 @@ def _label(args: argparse.Namespace) -> int:
 
     if spec.lower().startswith("scores:"):
         if args.few_shot:
-            raise InputError("--few-shot needs an embedding labeler (minilm, clip:PATH), not a scores file.")
+            raise InputError("--few-shot needs an embedding labeler (a registered encoder), not a scores file.")
         table = load_scores(spec[7:], classes=ds.classes)
         scores = table.align(ids)
         pred, conf = scores.predicted, scores.probs.max(axis=1)

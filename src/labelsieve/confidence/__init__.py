@@ -13,7 +13,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from labelsieve.confidence.base import ConfidenceFunction, MaxSoftmax
+from labelsieve.confidence.base import (
+    CONFIDENCE_FUNCTIONS,
+    ConfidenceFunction,
+    MaxSoftmax,
+    get_confidence,
+    register_confidence,
+)
 from labelsieve.confidence.colander import Colander
 from labelsieve.confidence.dirichlet import DirichletCalibration
 from labelsieve.confidence.histogram import HistogramBinning, top_label_ece
@@ -29,31 +35,22 @@ __all__ = [
     "MaxSoftmax",
     "ScalingBinning",
     "TemperatureScaling",
+    "get_confidence",
     "make_confidence",
+    "register_confidence",
     "top_label_ece",
 ]
 
-#: Registry name -> class, in the order the paper's grid lists the post-hoc methods.
-CONFIDENCE_FUNCTIONS: dict[str, type] = {
-    "softmax": MaxSoftmax,
-    "temperature": TemperatureScaling,
-    "histogram": HistogramBinning,
-    "scaling-binning": ScalingBinning,
-    "dirichlet": DirichletCalibration,
-    "colander": Colander,
-}
-
-
 def make_confidence(name: str, **params: Any) -> Any:
-    """Build a confidence function by registry name; ``random_state`` is dropped where unused.
+    """Build a registered confidence function by name; ``random_state`` is dropped where the class
+    takes none.
 
     >>> make_confidence("temperature").__class__.__name__
     'TemperatureScaling'
     """
-    from labelsieve._validation import check_option
+    import inspect
 
-    check_option("name", name, owner="make_confidence", options=CONFIDENCE_FUNCTIONS)
-    cls = CONFIDENCE_FUNCTIONS[name]
-    if "random_state" in params and cls not in (ScalingBinning, Colander):
+    cls = get_confidence(name)
+    if "random_state" in params and "random_state" not in inspect.signature(cls).parameters:
         params = {k: v for k, v in params.items() if k != "random_state"}
     return cls(**params)

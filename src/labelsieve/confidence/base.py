@@ -1,11 +1,14 @@
-"""The confidence-function interface and the baseline max-softmax score."""
+"""The confidence-function interface, the registry of confidence functions by name, and the
+baseline max-softmax score."""
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from labelsieve._registry import Registry
+from labelsieve.errors import ParameterError
 from labelsieve.models.base import Scores
 
 
@@ -24,6 +27,32 @@ class ConfidenceFunction(Protocol):
         ...
 
 
+def _check_confidence(member: Any) -> None:
+    ok = isinstance(member, type) and callable(getattr(member, "fit", None)) and callable(
+        getattr(member, "confidence", None)) and isinstance(getattr(member, "requires_fit", None), bool)
+    if not ok:
+        raise TypeError(f"a confidence function must be a class with fit(scores, y), confidence(scores) and a "
+                        f"bool 'requires_fit'. Got {member!r}.")
+
+
+#: Every confidence function by name (``make_confidence``, the contract suite).
+CONFIDENCE_FUNCTIONS: Registry[type] = Registry("confidence function", parameter="confidence",
+                                                check=_check_confidence)
+
+
+def register_confidence(name: str) -> Any:
+    """Class decorator: ``@register_confidence("temperature")``."""
+    return CONFIDENCE_FUNCTIONS.register(name)
+
+
+def get_confidence(name: str) -> type:
+    """The confidence-function class called ``name``; :class:`~labelsieve.errors.ParameterError`
+    listing the names otherwise. (Importing this module imports ``labelsieve.confidence``, which
+    registers the built-in ones.)"""
+    return CONFIDENCE_FUNCTIONS.resolve(name)
+
+
+@register_confidence("softmax")
 class MaxSoftmax:
     """Confidence = max softmax probability (the TBAL paper's default; needs no fitting).
 
@@ -40,6 +69,23 @@ class MaxSoftmax:
 
     def confidence(self, scores: Scores) -> tuple[np.ndarray, np.ndarray]:
         return max_softmax(scores.logits)
+
+
+def seeded_rng(random_state: Any, *, owner: str) -> np.random.Generator:
+    """``np.random.default_rng(random_state)``; a value it cannot seed from raises ParameterError.
+
+    >>> seeded_rng("seed", owner="ScalingBinning")
+    Traceback (most recent call last):
+    ...
+    labelsieve.errors.ParameterError: The 'random_state' parameter of ScalingBinning must be None, an int >= 0 or a numpy Generator. Got 'seed' instead.
+    """
+    try:
+        if isinstance(random_state, (bool, str, float)):
+            raise TypeError
+        return np.random.default_rng(random_state)
+    except (TypeError, ValueError):
+        raise ParameterError(f"The 'random_state' parameter of {owner} must be None, an int >= 0 or a numpy "
+                             f"Generator. Got {random_state!r} instead.") from None
 
 
 def max_softmax(logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

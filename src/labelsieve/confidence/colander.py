@@ -37,8 +37,9 @@ from typing import Any
 import numpy as np
 
 from labelsieve._validation import check_interval, check_open_unit, check_option, check_positive_int
+from labelsieve.confidence.base import register_confidence, seeded_rng
 from labelsieve.confidence.temperature import check_calibration_data, check_scores
-from labelsieve.errors import InputError, LabelsieveError, MissingDependencyError, ParameterError
+from labelsieve.errors import InputError, MissingDependencyError, NotFittedError, ParameterError
 from labelsieve.models.base import Scores
 
 logger = logging.getLogger(__name__)
@@ -147,6 +148,7 @@ def empirical_coverage(conf: np.ndarray, wrong: np.ndarray, epsilon: float) -> f
     return 0.0 if ok.size == 0 else float(ok[-1] + 1) / n
 
 
+@register_confidence("colander")
 class Colander:
     """Learned confidence function for threshold-based auto-labeling.
 
@@ -266,7 +268,7 @@ class Colander:
         pred = np.argmax(z, axis=1)
         wrong = (pred != y_arr).astype(np.float64)
 
-        rng = np.random.default_rng(self.random_state)
+        rng = seeded_rng(self.random_state, owner="Colander")
         perm = rng.permutation(n)
         n_sel = round(self.selection_fraction * n)
         if n_sel >= 20 and n - n_sel >= 2:
@@ -354,7 +356,7 @@ class Colander:
 
     def _g(self, scores: Scores) -> tuple[np.ndarray, np.ndarray]:
         if not hasattr(self, "net_"):
-            raise LabelsieveError("Colander is not fitted yet; call fit(scores, y) first.")
+            raise NotFittedError("Colander is not fitted yet; call fit(scores, y) first.")
         torch = _torch()
         z = check_scores(scores)
         X = self._features(scores, z)

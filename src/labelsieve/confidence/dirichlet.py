@@ -26,8 +26,9 @@ from scipy.special import log_softmax, softmax
 from threadpoolctl import threadpool_limits
 
 from labelsieve._validation import check_interval, check_option, check_positive_int
+from labelsieve.confidence.base import register_confidence
 from labelsieve.confidence.temperature import check_calibration_data, check_scores
-from labelsieve.errors import InputError, LabelsieveError
+from labelsieve.errors import InputError, NotFittedError
 from labelsieve.models.base import Scores
 
 logger = logging.getLogger(__name__)
@@ -108,6 +109,7 @@ def _scalar_objective(w: np.ndarray, lp: np.ndarray, y: np.ndarray) -> tuple[flo
     return nll, np.array([g])
 
 
+@register_confidence("dirichlet")
 class DirichletCalibration:
     """Dirichlet calibration with ODIR regularisation.
 
@@ -186,7 +188,7 @@ class DirichletCalibration:
     def predict_proba(self, scores: Scores) -> np.ndarray:
         """``softmax(W ln p + b)``, shape (n, C)."""
         if not hasattr(self, "coef_"):
-            raise LabelsieveError("DirichletCalibration is not fitted yet; call fit(scores, y) first.")
+            raise NotFittedError("DirichletCalibration is not fitted yet; call fit(scores, y) first.")
         z = check_scores(scores)
         if z.shape[1] != self.n_classes_:
             raise InputError(

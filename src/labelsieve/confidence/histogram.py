@@ -19,13 +19,16 @@ import logging
 import numpy as np
 from scipy.special import softmax
 
-from labelsieve._validation import check_positive_int
-from labelsieve.confidence.base import top_label_matrix
+from labelsieve._validation import check_option, check_positive_int
+from labelsieve.confidence.base import register_confidence, top_label_matrix
 from labelsieve.confidence.temperature import check_calibration_data, check_scores
-from labelsieve.errors import InputError, LabelsieveError, NotEnoughDataError
+from labelsieve.errors import InputError, NotEnoughDataError, NotFittedError
 from labelsieve.models.base import Scores
 
 logger = logging.getLogger(__name__)
+
+#: Weight of the raw score mixed into a binned confidence by ``tie_break`` (also used by scaling-binning).
+TIE_BREAK = 1e-6
 
 __all__ = ["HistogramBinning", "apply_bins", "equal_mass_edges", "fit_bins", "top_label_ece"]
 
@@ -87,6 +90,7 @@ def top_label_ece(conf: np.ndarray, correct: np.ndarray, *, n_bins: int = 15) ->
     return float(round(np.abs(gap).sum() / max(conf.size, 1), 12))
 
 
+@register_confidence("histogram")
 class HistogramBinning:
     """Top-label histogram binning with equal-mass bins per predicted class.
 
@@ -97,7 +101,8 @@ class HistogramBinning:
     min_per_bin : int, default 10
         Minimum calibration points per bin.
     tie_break : bool, default True
-        Add ``1e-6 *`` the raw max-softmax score to the binned value so that points of one bin
+        Mix ``TIE_BREAK = 1e-6`` of the raw max-softmax score into the binned value,
+        ``(1 - 1e-6) * value + 1e-6 * score`` (which stays in [0, 1]), so that points of one bin
         keep their raw order (a bin-constant score makes TBAL thresholds all-or-nothing per bin).
         The added term is below the resolution of any validation-based estimate.
 
@@ -126,6 +131,7 @@ class HistogramBinning:
     def fit(self, scores: Scores, y: np.ndarray) -> HistogramBinning:
         check_positive_int("n_bins", self.n_bins, owner="HistogramBinning")
         check_positive_int("min_per_bin", self.min_per_bin, owner="HistogramBinning")
+        check_option("tie_break", self.tie_break, owner="HistogramBinning", options=(True, False))
         z, y_arr = check_calibration_data(scores, y, owner="HistogramBinning", min_samples=1)
         n, k = z.shape
         if n < self.min_per_bin:
@@ -161,7 +167,7 @@ class HistogramBinning:
 
     def _top(self, scores: Scores) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         if not hasattr(self, "values_"):
-            raise LabelsieveError(f"{type(self).__name__} is not fitted yet; call fit(scores, y) first.")
+            raise NotFittedError(f"{type(self).__name__} is not fitted yet; call fit(scores, y) first.")
         z = check_scores(scores)
         if z.shape[1] != self.n_classes_:
             raise InputError(f"scores have {z.shape[1]} classes; the calibrator was fitted on {self.n_classes_}.")
@@ -172,8 +178,8 @@ class HistogramBinning:
         for c in np.unique(pred):  # loop over classes
             m = pred == c
             out[m] = apply_bins(s[m], self.edges_[c], self.values_[c])
-        if self.tie_break:
-            out = out + 1e-6 * s
+        if self.tie_break:  # a convex mix keeps confidences in [0, 1]
+            out = (1.0 - TIE_BREAK) * out + TIE_BREAK * s
         return p, pred, out
 
     def confidence(self, scores: Scores) -> tuple[np.ndarray, np.ndarray]:

@@ -19,11 +19,11 @@ import numpy as np
 from scipy.optimize import minimize
 from scipy.special import expit, log_softmax, softmax
 
-from labelsieve._validation import check_interval, check_positive_int
-from labelsieve.confidence.base import top_label_matrix
-from labelsieve.confidence.histogram import equal_mass_edges
+from labelsieve._validation import check_interval, check_option, check_positive_int
+from labelsieve.confidence.base import register_confidence, seeded_rng, top_label_matrix
+from labelsieve.confidence.histogram import TIE_BREAK, equal_mass_edges
 from labelsieve.confidence.temperature import check_calibration_data, check_scores
-from labelsieve.errors import InputError, LabelsieveError, NotEnoughDataError
+from labelsieve.errors import InputError, NotEnoughDataError, NotFittedError
 from labelsieve.models.base import Scores
 
 __all__ = ["ScalingBinning", "fit_platt", "platt_nll", "top_label_logit"]
@@ -68,6 +68,7 @@ def fit_platt(u: np.ndarray, correct: np.ndarray, *, reg: float = 1e-4) -> tuple
     return float(res.x[0]), float(res.x[1])
 
 
+@register_confidence("scaling-binning")
 class ScalingBinning:
     """Top-label scaling-binning calibrator (Kumar et al. 2019).
 
@@ -78,7 +79,7 @@ class ScalingBinning:
     scaling_fraction : float in (0, 1), default 0.5
         Share of the calibration data used to fit the Platt scaler; the rest builds the bins.
     tie_break : bool, default True
-        Add ``1e-6 *`` the scaled score so points in one bin keep their order (see
+        Mix ``1e-6`` of the scaled score into the binned value so points in one bin keep their order (see
         :class:`~labelsieve.confidence.histogram.HistogramBinning`).
     random_state : int or Generator, optional
         Seeds the split.
@@ -118,9 +119,10 @@ class ScalingBinning:
         check_positive_int("n_bins", self.n_bins, owner=owner)
         check_positive_int("min_per_bin", self.min_per_bin, owner=owner)
         check_interval("scaling_fraction", self.scaling_fraction, owner=owner, low=0, high=1, closed="neither")
+        check_option("tie_break", self.tie_break, owner=owner, options=(True, False))
         z, y_arr = check_calibration_data(scores, y, owner=owner, min_samples=2)
         n = z.shape[0]
-        rng = np.random.default_rng(self.random_state)
+        rng = seeded_rng(self.random_state, owner=owner)
         perm = rng.permutation(n)
         n_scale = int(np.clip(round(self.scaling_fraction * n), 1, n - 1))
         i_scale, i_bin = perm[:n_scale], perm[n_scale:]
@@ -147,14 +149,14 @@ class ScalingBinning:
 
     def _top(self, scores: Scores) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         if not hasattr(self, "values_"):
-            raise LabelsieveError("ScalingBinning is not fitted yet; call fit(scores, y) first.")
+            raise NotFittedError("ScalingBinning is not fitted yet; call fit(scores, y) first.")
         z = check_scores(scores)
         if z.shape[1] != self.n_classes_:
             raise InputError(f"scores have {z.shape[1]} classes; ScalingBinning was fitted on {self.n_classes_}.")
         g = self._scale(top_label_logit(z))
         conf = self.values_[np.searchsorted(self.edges_, g, side="left")]
-        if self.tie_break:
-            conf = conf + 1e-6 * g
+        if self.tie_break:  # a convex mix keeps confidences in [0, 1]
+            conf = (1.0 - TIE_BREAK) * conf + TIE_BREAK * g
         return z, np.argmax(z, axis=1), conf
 
     def confidence(self, scores: Scores) -> tuple[np.ndarray, np.ndarray]:

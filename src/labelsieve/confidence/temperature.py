@@ -16,7 +16,8 @@ from scipy.optimize import minimize
 from scipy.special import log_softmax, logsumexp, softmax
 
 from labelsieve._validation import check_positive_int
-from labelsieve.errors import InputError
+from labelsieve.confidence.base import register_confidence
+from labelsieve.errors import InputError, NotFittedError
 from labelsieve.models.base import Scores
 
 logger = logging.getLogger(__name__)
@@ -154,6 +155,7 @@ def fit_temperature(logits: np.ndarray, y: np.ndarray, *, max_iter: int = 100) -
 # ----------------------------------------------------------------------------------------------
 # estimator
 # ----------------------------------------------------------------------------------------------
+@register_confidence("temperature")
 class TemperatureScaling:
     """Post-hoc temperature scaling; confidence = max softmax of ``logits / T``.
 
@@ -192,9 +194,7 @@ class TemperatureScaling:
 
     def _check_fitted_scores(self, scores: Scores) -> np.ndarray:
         if not hasattr(self, "temperature_"):
-            from labelsieve.errors import LabelsieveError
-
-            raise LabelsieveError("TemperatureScaling is not fitted yet; call fit(scores, y) first.")
+            raise NotFittedError("TemperatureScaling is not fitted yet; call fit(scores, y) first.")
         z = check_scores(scores)
         if z.shape[1] != self.n_classes_:
             raise InputError(f"scores have {z.shape[1]} classes; TemperatureScaling was fitted on {self.n_classes_}.")

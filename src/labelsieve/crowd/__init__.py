@@ -1,6 +1,7 @@
 """Crowd labels: aggregation (MV, WMV, SV, GTX, Dawid-Skene), labeler accuracy, budgeted collection,
 and the GTX paper's simulation. Input is a long table with columns ``task, worker, label``."""
 
+from labelsieve.crowd._base import AGGREGATORS, Aggregator, get_aggregator, register_aggregator
 from labelsieve.crowd._table import DEFAULT_ACCURACY_PRIOR, DEFAULT_UNKNOWN_ACCURACY, CrowdTable, encode_table
 from labelsieve.crowd.accuracy import (
     accuracies_from_estimate,
@@ -17,9 +18,11 @@ from labelsieve.crowd.soft_vote import SoftVote, soft_vote_proba
 from labelsieve.crowd.wmv import WeightedMajorityVote, weighted_vote_proba
 
 __all__ = [
+    "AGGREGATORS",
     "DEFAULT_ACCURACY_PRIOR",
     "DEFAULT_UNKNOWN_ACCURACY",
     "GTX",
+    "Aggregator",
     "CrowdTable",
     "DawidSkene",
     "MajorityVote",
@@ -34,8 +37,10 @@ __all__ = [
     "beta_posterior",
     "encode_table",
     "estimate_accuracies",
+    "get_aggregator",
     "gtx_posterior",
     "majority_vote_proba",
+    "register_aggregator",
     "run_collection",
     "soft_vote_proba",
     "uncertainty",

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from labelsieve._registry import Registry
 from labelsieve._validation import check_option
 from labelsieve.crowd._table import (
     DEFAULT_UNKNOWN_ACCURACY,
@@ -21,7 +22,8 @@ from labelsieve.crowd._table import (
     encode_table,
     worker_accuracy_codes,
 )
-from labelsieve.errors import ParameterError
+from labelsieve.crowd.distributed import TaskBlock, TaskBlocks, fit_table
+from labelsieve.errors import NotFittedError, ParameterError
 
 
 def vote_scores(
@@ -60,13 +62,19 @@ def normalize_rows(scores: np.ndarray) -> np.ndarray:
 
 
 class Aggregator:
-    """Base class: subclasses implement ``_fit_table(table) -> probas (n_tasks, n_classes)``.
+    """Base class: subclasses implement ``_fit_table(table) -> probas (n_tasks, n_classes)`` and
+    declare their *block statistics* for the engine path (``block_setup`` / ``block_posterior``,
+    plus ``block_statistics`` and ``fit_blocks`` for iterative ones; see
+    :mod:`labelsieve.crowd.distributed`), and register with :func:`register_aggregator`.
 
     Learned attributes: ``probas_`` (DataFrame tasks x classes), ``labels_`` (Series by task),
-    ``confidence_`` (Series), ``n_labels_`` (Series), ``classes_`` (Index).
+    ``confidence_`` (Series), ``n_labels_`` (Series), ``classes_`` (Index). Reading one before
+    ``fit`` raises :class:`~labelsieve.errors.NotFittedError`.
     """
 
     _owner: str = "Aggregator"
+    #: True when the aggregator takes labeler accuracies (``accuracies=``; the CLI's --gold/--accuracies).
+    uses_accuracies: bool = False
 
     def __init__(self, *, classes: Sequence[Any] | None = None) -> None:
         self.classes = classes
@@ -83,8 +91,6 @@ class Aggregator:
         if engine is None:
             probas = self._fit_table(table)
         else:
-            from labelsieve.crowd.distributed import fit_table
-
             probas = fit_table(self, table, engine, block_size=block_size)
         self._set_outputs(table, probas)
         return self
@@ -103,6 +109,31 @@ class Aggregator:
 
     def _fit_table(self, table: CrowdTable) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    # --- block statistics: the fit over blocks of whole tasks on an engine ---------------------
+    def block_setup(self, table: CrowdTable) -> Any:
+        """Driver side, once per fit: what every block needs besides its labels (``params`` of
+        :meth:`block_posterior`); may set learned attributes computed from the whole table."""
+        raise ParameterError(
+            f"{type(self).__name__} declares no block statistics (block_setup / block_posterior), so it "
+            f"has no engine path; fit it without engine=."
+        )
+
+    def block_posterior(self, block: TaskBlock, params: Any) -> np.ndarray:  # pragma: no cover - abstract
+        """Posteriors (block.n_tasks, n_classes) of the tasks of one block under ``params``."""
+        raise NotImplementedError
+
+    def fit_blocks(self, table: CrowdTable, blocks: TaskBlocks) -> np.ndarray:
+        """Posteriors of every task computed through ``blocks`` only; default: one map of
+        :meth:`block_posterior` under :meth:`block_setup`'s parameters."""
+        return blocks.posteriors(self.block_posterior, self.block_setup(table))
+
+    def __getattr__(self, name: str) -> Any:
+        # only called for attributes that do not exist: a learned one (``*_``) means "not fitted"
+        if name.endswith("_") and not name.startswith("__"):
+            raise NotFittedError(f"This {type(self).__name__} instance is not fitted yet; call 'fit' first "
+                                 f"(no '{name}').")
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def _set_outputs(self, table: CrowdTable, probas: np.ndarray) -> None:
         self.table_ = table
@@ -184,9 +215,45 @@ class AdditiveAggregator(Aggregator):
         return np.where(total > 0, out, 1.0 / k)
 
     def _fit_table(self, table: CrowdTable) -> np.ndarray:
+        return self.block_posterior(TaskBlock.whole(table), self.block_setup(table))
+
+    # block statistics: none to sum; every block needs the per-worker terms and the initial state
+    def block_setup(self, table: CrowdTable) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         acc = self.resolve_accuracies(table.workers)
         self.skills_ = pd.Series(acc, index=table.workers, name="accuracy")
-        same_w, other_w = self.label_terms(acc, table.n_classes)  # per worker, then gathered per label
-        same, other = same_w[table.worker], other_w[table.worker]
-        scores = vote_scores(table.task, table.label, same, other, table.n_tasks, table.n_classes)
-        return self.proba_from_scores(scores + self.initial_scores(table.classes))
+        same_w, other_w = self.label_terms(acc, table.n_classes)  # per worker, gathered per label below
+        return same_w, other_w, np.asarray(self.initial_scores(table.classes), dtype=float)
+
+    def block_posterior(self, block: TaskBlock, params: tuple[np.ndarray, np.ndarray, np.ndarray]) -> np.ndarray:
+        same_w, other_w, init = params
+        w = block.worker
+        scores = vote_scores(block.task, block.label, same_w[w], other_w[w], block.n_tasks, init.size)
+        return self.proba_from_scores(scores + init)
+
+
+def _check_aggregator(member: Any) -> None:
+    if not (isinstance(member, type) and issubclass(member, Aggregator)):
+        raise TypeError(f"an aggregator must be a subclass of labelsieve.crowd.Aggregator. Got {member!r}.")
+
+
+#: Every aggregator by CLI name (``labelsieve aggregate --method NAME``).
+AGGREGATORS: Registry[type[Aggregator]] = Registry("aggregator", parameter="method", check=_check_aggregator)
+
+
+def register_aggregator(name: str) -> Any:
+    """Class decorator: ``@register_aggregator("mv")`` makes ``--method mv`` and the contract
+    suite (``tests/test_contracts.py``) know the class."""
+    return AGGREGATORS.register(name)
+
+
+def get_aggregator(name: str) -> type[Aggregator]:
+    """The aggregator class called ``name``; :class:`ParameterError` listing the names otherwise.
+
+    (Importing this module imports the package ``labelsieve.crowd`` first, which registers the
+    built-in aggregators.)
+
+    >>> from labelsieve.crowd import get_aggregator
+    >>> get_aggregator("mv").__name__
+    'MajorityVote'
+    """
+    return AGGREGATORS.resolve(name)

@@ -23,8 +23,9 @@ from scipy.special import logsumexp
 from sklearn.exceptions import ConvergenceWarning
 
 from labelsieve._validation import check_interval, check_positive_int
-from labelsieve.crowd._base import Aggregator, vote_scores
+from labelsieve.crowd._base import Aggregator, register_aggregator, vote_scores
 from labelsieve.crowd._table import CrowdTable
+from labelsieve.crowd.distributed import TaskBlock, TaskBlocks
 from labelsieve.crowd.gtx import gtx_terms
 from labelsieve.crowd.majority_vote import majority_vote_proba
 
@@ -36,6 +37,14 @@ EPS = 1e-10
 
 def _log_clip(p: np.ndarray) -> np.ndarray:
     return np.log(np.clip(p, EPS, None))
+
+
+def ds_incidence(task: np.ndarray, worker: np.ndarray, label: np.ndarray, n_tasks: int, n_workers: int,
+                 n_classes: int) -> sparse.csr_matrix:
+    """(n_workers * K, n_tasks) incidence: entry (w * K + l, i) = 1 when worker w gave label l to task i."""
+    return sparse.csr_matrix(
+        (np.ones(task.size), (worker * n_classes + label, task)), shape=(n_workers * n_classes, n_tasks)
+    )
 
 
 def ds_counts(counts_matrix: sparse.csr_matrix, post: np.ndarray, n_workers: int) -> np.ndarray:
@@ -182,6 +191,38 @@ class _EMAggregator(Aggregator):
         return state
 
 
+    # --- block statistics: each EM iteration sums the blocks' M-step statistics ----------------
+    def block_statistics(self, block: TaskBlock, params: Any) -> tuple[Any, np.ndarray, float]:
+        """(M-step statistics, summed posterior, log-likelihood) of one block's E-step under
+        ``params`` (``None``: majority-vote posteriors, the EM start); all additive over blocks."""
+        raise NotImplementedError  # pragma: no cover
+
+    def params_from_statistics(self, stats: Any, post_sum: np.ndarray, table: CrowdTable) -> Any:
+        """M-step parameters from the statistics summed over all blocks."""
+        raise NotImplementedError  # pragma: no cover
+
+    def _block_start(self, block: TaskBlock) -> np.ndarray:
+        return majority_vote_proba(block.task, block.label, block.n_tasks, block.n_classes)
+
+    def fit_blocks(self, table: CrowdTable, blocks: TaskBlocks) -> np.ndarray:
+        def e_step(params: Any) -> tuple[Any, float]:
+            stats, post_sum, loglik = blocks.sum(self.block_statistics, params)
+            return (stats, post_sum), float(loglik)
+
+        def m_step(state: Any) -> Any:
+            return self.params_from_statistics(state[0], state[1], table)
+
+        init_state, _ = e_step(None)  # majority-vote posteriors' statistics
+        self._em(table.n_labels, m_step(init_state), e_step, m_step)
+        post = blocks.posteriors(self.block_posterior, self.params_)
+        self._set_params(table)
+        return post
+
+    def _set_params(self, table: CrowdTable) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+@register_aggregator("ds")
 class DawidSkene(_EMAggregator):
     """Dawid-Skene EM with one full confusion matrix per worker.
 
@@ -227,11 +268,8 @@ class DawidSkene(_EMAggregator):
         check_interval("smoothing", self.smoothing, owner=self._owner, low=0.0, high=np.inf, closed="left")
 
     def _fit_table(self, table: CrowdTable) -> np.ndarray:
-        k, nw = table.n_classes, table.n_workers
-        wl_by_task = sparse.csr_matrix(
-            (np.ones(table.n_labels), (table.worker * k + table.label, table.task)),
-            shape=(nw * k, table.n_tasks),
-        )
+        nw = table.n_workers
+        wl_by_task = ds_incidence(table.task, table.worker, table.label, table.n_tasks, nw, table.n_classes)
         task_by_wl = wl_by_task.T.tocsr()
         post = self._run(
             table,
@@ -248,7 +286,25 @@ class DawidSkene(_EMAggregator):
         self.errors_ = pd.DataFrame(errors.reshape(nw * k, k), index=index, columns=table.classes)
         self.prior_ = pd.Series(prior, index=table.classes, name="prior")
 
+    def _block_incidence(self, block: TaskBlock) -> sparse.csr_matrix:
+        return ds_incidence(block.task, block.worker, block.label, block.n_tasks, block.n_workers, block.n_classes)
 
+    def block_statistics(self, block: TaskBlock, params: Any) -> tuple[Any, np.ndarray, float]:
+        wl_by_task = self._block_incidence(block)
+        if params is None:
+            post, loglik = self._block_start(block), 0.0
+        else:
+            post, loglik = ds_e_step(wl_by_task.T.tocsr(), *params)
+        return ds_counts(wl_by_task, post, block.n_workers), post.sum(axis=0), loglik
+
+    def block_posterior(self, block: TaskBlock, params: Any) -> np.ndarray:
+        return ds_e_step(self._block_incidence(block).T.tocsr(), *params)[0]
+
+    def params_from_statistics(self, stats: Any, post_sum: np.ndarray, table: CrowdTable) -> Any:
+        return ds_params(stats, post_sum, table.n_tasks, float(self.smoothing))
+
+
+@register_aggregator("onecoin")
 class OneCoinDawidSkene(_EMAggregator):
     """One-coin Dawid-Skene: one accuracy per worker, errors spread uniformly over the other classes.
 
@@ -286,3 +342,17 @@ class OneCoinDawidSkene(_EMAggregator):
         acc, prior = self.params_
         self.skills_ = pd.Series(acc, index=table.workers, name="accuracy")
         self.prior_ = pd.Series(prior, index=table.classes, name="prior")
+
+    def block_statistics(self, block: TaskBlock, params: Any) -> tuple[Any, np.ndarray, float]:
+        t, w, y = block.task, block.worker, block.label
+        if params is None:
+            post, loglik = self._block_start(block), 0.0
+        else:
+            post, loglik = one_coin_e_step(t, w, y, params[0], params[1], block.n_tasks)
+        return one_coin_counts(t, w, y, post, block.n_workers), post.sum(axis=0), loglik
+
+    def block_posterior(self, block: TaskBlock, params: Any) -> np.ndarray:
+        return one_coin_e_step(block.task, block.worker, block.label, params[0], params[1], block.n_tasks)[0]
+
+    def params_from_statistics(self, stats: Any, post_sum: np.ndarray, table: CrowdTable) -> Any:
+        return one_coin_params(stats[0], stats[1], post_sum, table.n_tasks)

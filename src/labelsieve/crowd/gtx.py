@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from labelsieve.crowd._base import AdditiveAggregator, vote_scores
+from labelsieve.crowd._base import AdditiveAggregator, register_aggregator, vote_scores
 from labelsieve.errors import ParameterError
 
 #: Tolerance on ``sum(prior) == 1``.
@@ -95,6 +95,7 @@ def check_prior(prior: Any, classes: pd.Index, *, owner: str) -> np.ndarray:
     return np.log(values)
 
 
+@register_aggregator("gtx")
 class GTX(AdditiveAggregator):
     """Ground Truth Extension: naive-Bayes posterior of the true label from labels of known accuracy.
 

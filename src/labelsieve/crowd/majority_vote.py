@@ -7,7 +7,13 @@ from typing import Any
 
 import numpy as np
 
-from labelsieve.crowd._base import AdditiveAggregator, normalize_rows, vote_scores
+from labelsieve.crowd._base import (
+    AdditiveAggregator,
+    Aggregator,
+    normalize_rows,
+    register_aggregator,
+    vote_scores,
+)
 
 
 def majority_vote_proba(task: np.ndarray, label: np.ndarray, n_tasks: int, n_classes: int) -> np.ndarray:
@@ -21,6 +27,7 @@ def majority_vote_proba(task: np.ndarray, label: np.ndarray, n_tasks: int, n_cla
     return normalize_rows(vote_scores(task, label, ones, np.zeros(task.size), n_tasks, n_classes))
 
 
+@register_aggregator("mv")
 class MajorityVote(AdditiveAggregator):
     """Majority vote over a ``task, worker, label`` table.
 
@@ -43,7 +50,7 @@ class MajorityVote(AdditiveAggregator):
     uses_accuracies = False
 
     def __init__(self, *, classes: Sequence[Any] | None = None) -> None:
-        super().__init__(classes=classes)
+        Aggregator.__init__(self, classes=classes)  # no accuracies: only its own parameter is stored
 
     def _check_params(self) -> None:
         pass

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from labelsieve.crowd._base import AdditiveAggregator, normalize_rows, vote_scores
+from labelsieve.crowd._base import AdditiveAggregator, normalize_rows, register_aggregator, vote_scores
 
 
 def soft_vote_terms(acc: np.ndarray, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
@@ -26,6 +26,7 @@ def soft_vote_proba(
     return normalize_rows(vote_scores(task, label, same, other, n_tasks, n_classes))
 
 
+@register_aggregator("sv")
 class SoftVote(AdditiveAggregator):
     """Soft voting with labeler accuracies; confidence = weight of the chosen class / number of labels.
 

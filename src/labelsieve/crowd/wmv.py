@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from labelsieve.crowd._base import AdditiveAggregator, normalize_rows, vote_scores
+from labelsieve.crowd._base import AdditiveAggregator, normalize_rows, register_aggregator, vote_scores
 
 
 def weighted_vote_proba(
@@ -19,6 +19,7 @@ def weighted_vote_proba(
     return normalize_rows(vote_scores(task, label, w, np.zeros_like(w), n_tasks, n_classes))
 
 
+@register_aggregator("wmv")
 class WeightedMajorityVote(AdditiveAggregator):
     """Weighted majority vote with labeler accuracies as weights.
 

@@ -6,6 +6,8 @@ Heavy backends (sentence-transformers, transformers CLIP) are imported only when
 
 from labelsieve.labelers.base import (
     DEFAULT_TEMPERATURE,
+    ENCODERS,
+    LABELERS,
     EmbeddingCache,
     EmbeddingLabeler,
     Encoder,
@@ -14,6 +16,10 @@ from labelsieve.labelers.base import (
     build_prompts,
     check_classes,
     cosine_logits,
+    encoder_specs,
+    get_labeler,
+    register_encoder,
+    register_labeler,
 )
 from labelsieve.labelers.clip import CLIPEncoder, CLIPLabeler
 from labelsieve.labelers.fewshot import (
@@ -40,6 +46,8 @@ from labelsieve.labelers.tuning import (
 
 __all__ = [
     "DEFAULT_TEMPERATURE",
+    "ENCODERS",
+    "LABELERS",
     "CLIPEncoder",
     "CLIPLabeler",
     "EmbeddingCache",
@@ -61,13 +69,17 @@ __all__ = [
     "cosine_logits",
     "embed_dataset",
     "encoder_from_spec",
+    "encoder_specs",
     "evaluate_thresholds",
+    "get_labeler",
     "load_scores",
     "make_text_encoder",
     "per_class_pr_curves",
     "pr_curve",
     "precision_at_recall",
     "recall_at_precision",
+    "register_encoder",
+    "register_labeler",
     "route_hybrid",
     "run_hybrid",
     "sample_per_class",

@@ -27,8 +27,9 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from labelsieve._atomic import atomic_write_bytes, atomic_write_path
+from labelsieve._registry import Registry
 from labelsieve._validation import check_interval, check_option, check_positive_int
-from labelsieve.errors import InputError, ParameterError
+from labelsieve.errors import InputError, NotFittedError, ParameterError
 from labelsieve.models.base import Scores
 
 logger = logging.getLogger(__name__)
@@ -71,6 +72,46 @@ class Labeler(Protocol):
 
 
 # ------------------------------------------------------------------------------- pure functions
+def _check_labeler(member: Any) -> None:
+    if not (isinstance(member, type) and issubclass(member, EmbeddingLabeler)):
+        raise TypeError(f"a labeler must be a subclass of labelsieve.labelers.EmbeddingLabeler. Got {member!r}.")
+
+
+def _check_encoder(member: Any) -> None:
+    if not (isinstance(member, type) and all(callable(getattr(member, m, None))
+                                             for m in ("encode_items", "encode_prompts"))):
+        raise TypeError(f"an encoder must be a class with encode_items and encode_prompts. Got {member!r}.")
+
+
+#: Every labeler class by name (the contract suite; ``get_labeler``).
+LABELERS: Registry[type] = Registry("labeler", parameter="labeler", check=_check_labeler)
+
+#: Every encoder by the name a CLI ``--labeler SPEC`` gives it (``minilm``, ``clip:PATH`` ...). Flag
+#: ``arg``: the metavar of the argument after ``NAME:`` (``None``: takes none).
+ENCODERS: Registry[type] = Registry("encoder", parameter="labeler", flags={"arg": None}, check=_check_encoder)
+
+
+def register_labeler(name: str) -> Any:
+    """Class decorator: ``@register_labeler("zero-shot")``."""
+    return LABELERS.register(name)
+
+
+def register_encoder(name: str, *, arg: str | None = None) -> Any:
+    """Class decorator: ``@register_encoder("clip", arg="PATH")`` makes ``--labeler clip:PATH`` work."""
+    return ENCODERS.register(name, arg=arg)
+
+
+def get_labeler(name: str) -> type:
+    """The labeler class called ``name``; :class:`ParameterError` listing the names otherwise."""
+    return LABELERS.resolve(name)
+
+
+def encoder_specs() -> str:
+    """The ``--labeler`` specs of the registered encoders, e.g. ``"hashing, minilm, clip:PATH"``."""
+    return ", ".join(n if ENCODERS.flags(n)["arg"] is None else f"{n}:{ENCODERS.flags(n)['arg']}"
+                     for n in ENCODERS.names())
+
+
 def l2_normalize(E: np.ndarray) -> np.ndarray:
     """Rows scaled to unit L2 norm (zero rows stay zero), float32.
 
@@ -343,7 +384,12 @@ class EmbeddingLabeler:
         return str(self._resolve_encoder().model_id)
 
     def _check_base_params(self) -> None:
-        check_positive_int("batch_size", self.batch_size, owner=type(self).__name__)
+        owner = type(self).__name__
+        check_positive_int("batch_size", self.batch_size, owner=owner)
+        check_option("progress", self.progress, owner=owner, options=(True, False))
+        if self.cache_dir is not None and not isinstance(self.cache_dir, (str, os.PathLike)):
+            raise ParameterError(f"The 'cache_dir' parameter of {owner} must be a path or None. "
+                                 f"Got {self.cache_dir!r} instead.")
         enc = self._resolve_encoder()
         for name in ("encode_items", "encode_prompts", "model_id"):
             if not hasattr(enc, name):
@@ -458,6 +504,7 @@ class EmbeddingLabeler:
 
 
 # ------------------------------------------------------------------------------------ zero-shot
+@register_labeler("zero-shot")
 class ZeroShotLabeler(EmbeddingLabeler):
     """Zero-shot labels: cosine similarity of item and class-prompt embeddings over a temperature.
 
@@ -532,7 +579,7 @@ class ZeroShotLabeler(EmbeddingLabeler):
         check_option("pooling", self.pooling, owner=owner, options=("mean", "max"))
         if not (isinstance(self.temperature, str) and self.temperature == "auto"):
             check_interval("temperature", self.temperature, owner=owner, low=0.0, high=np.inf, closed="neither")  # type: ignore[arg-type]
-        self.classes_ = check_classes(self.classes, owner=owner)
+        self.classes_ = check_classes(self.classes, owner=f"The 'classes' parameter of {owner}")
         texts, codes = build_prompts(self.classes_, self.prompts, tuple(self.templates), owner=owner)
         encoder = self._resolve_encoder()
         P = l2_normalize(np.asarray(encoder.encode_prompts(texts), dtype=np.float32))
@@ -567,8 +614,5 @@ class ZeroShotLabeler(EmbeddingLabeler):
         return pool_prompt_similarities(sim, self.prompt_class_, len(self.classes_), "max")
 
     def _logits(self, E: np.ndarray) -> np.ndarray:
-        if not hasattr(self, "class_embeddings_"):
-            from sklearn.exceptions import NotFittedError
-
-            raise NotFittedError(f"This {type(self).__name__} instance is not fitted yet; call 'fit' first.")
+        NotFittedError.check(self, "class_embeddings_")
         return self._similarity(E) / self.temperature_

