@@ -300,3 +300,34 @@ def test_labeler_command_sets_roles_and_prints_a_token_once(proj: Path, capsys) 
     st = Project(proj).store
     assert st.authenticate(token) == ("cy", "reviewer")  # the role set before was kept
     assert main(["labeler", str(proj), "import", "--token"]) == 2
+
+
+def test_skip_undo_and_unreject_over_http_are_events_and_need_the_right_role(proj: Path) -> None:
+    """Defects 5 and 7 through the API, with accounts on: one's own skip and undo; un-reject for reviewers."""
+    tok = _tokens(proj, "ann", "rev")
+    c = _client(create_app(proj))
+    ann, rev = _bearer(tok["ann"][0]), _bearer(tok["rev"][0])
+    got = c.post("/api/next", json={"labeler": "ann"}, headers=ann).json()
+    item = got["item"]["id"]
+    r = c.post("/api/skip", json={"labeler": "ann", "id": item, "reason": "broken", "request_id": "s1"}, headers=rev)
+    assert r.status_code == 403  # rev cannot skip for ann
+    r = c.post("/api/skip", json={"labeler": "ann", "id": item, "reason": "broken", "note": "blank",
+                                  "request_id": "s1"}, headers=ann)
+    assert r.status_code == 200 and r.json()["reason"] == "broken"
+    sk = c.get("/api/skips", headers=ann).json()
+    assert sk["broken"] == 1 and sk["skips"][0]["id"] == item and sk["skips"][0]["note"] == "broken: blank"
+    assert c.post("/api/next", json={"labeler": "ann"}, headers=ann).json()["item"]["id"] != item
+    u = c.post("/api/undo", json={"labeler": "ann", "request_id": "u1"}, headers=ann).json()
+    assert u["undone"] == "skip" and u["item"]["id"] == item and u["held"] is True
+    assert c.get("/api/skips", headers=ann).json()["broken"] == 0
+    assert c.post("/api/undo", json={"labeler": "ann", "request_id": "u2"}, headers=ann).json()["undone"] is None
+    # a rejection reversed by a reviewer, not by a labeler; the auto label is current again
+    assert c.post("/api/review", json={"ids": ["digits-0020"], "action": "reject"}, headers=rev).status_code == 200
+    body = {"ids": ["digits-0020"], "request_id": "k1"}
+    assert c.post("/api/unreject", json=body, headers=ann).status_code == 403
+    assert c.post("/api/unreject", json=body, headers=rev).json()["events"] == 1
+    assert c.post("/api/unreject", json=body, headers=rev).json()["events"] == 0  # a retry adds nothing
+    cur = Project(proj).store.current_labels().set_index("id")
+    assert cur.at["digits-0020", "source"] == "auto" and cur.at["digits-0020", "label"] == "0"
+    ev = Project(proj).store.events()
+    assert ev["source"].tolist().count("withdraw") == 2 and ev["source"].tolist().count("skip") == 1
