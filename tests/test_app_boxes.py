@@ -26,6 +26,11 @@ W, H = 128, 96
 SCORES = {1: [(1, 0.9), (2, 0.4)], 2: [(3, 0.2), (1, 0.95)], 3: [(2, 0.6)], 4: [(1, 0.3), (3, 0.8)]}
 
 
+def client(app, **kw) -> TestClient:
+    """A test client that, like a browser on loopback, names 127.0.0.1 as its host (the app's host check)."""
+    return TestClient(app, base_url="http://127.0.0.1", **kw)
+
+
 @pytest.fixture()
 def proj(tmp_path: Path) -> Path:
     gt, pics = make_scenes(5, n_classes=3, height=H, width=W, random_state=1)
@@ -52,7 +57,7 @@ def proj(tmp_path: Path) -> Path:
 
 
 def _client(d: Path) -> TestClient:
-    return TestClient(create_app(d))
+    return client(create_app(d))
 
 
 def test_images_ordered_by_lowest_pending_box_with_their_boxes(proj: Path) -> None:

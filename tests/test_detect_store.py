@@ -307,9 +307,9 @@ def test_migration_from_a_v2_store_keeps_everything_and_adds_boxes(scenes, tmp_p
         assert not sa.inspect(c).has_table("boxes") and S.get_version(c) == 2
     eng.dispose()
     st = Store(db)
-    assert st.schema_version == SCHEMA_VERSION == 3
+    assert st.schema_version == SCHEMA_VERSION == 5
     with st.read() as c:
-        assert S.get_version(c) == 3
+        assert S.get_version(c) == SCHEMA_VERSION
         assert {"boxes", "box_events", "box_images"} <= set(sa.inspect(c).get_table_names())
         idx = {i["name"] for t in ("boxes", "box_events") for i in sa.inspect(c).get_indexes(t)}
     assert {"ix_boxes_item", "ix_box_events_box"} <= idx
@@ -317,7 +317,7 @@ def test_migration_from_a_v2_store_keeps_everything_and_adds_boxes(scenes, tmp_p
     assert B.add_detections(st, _hand(), who="m") == 5
     st.close()
     st = Store(db)  # reopening migrates nothing and keeps the boxes
-    assert st.schema_version == 3 and len(B.current_boxes(st)) == 5
+    assert st.schema_version == SCHEMA_VERSION and len(B.current_boxes(st)) == 5
 
 
 # ------------------------------------------------------------------------------------------ auto-accept

@@ -49,7 +49,7 @@ def test_label_review_and_dashboard_change(base_url, page, screenshot) -> None:
     page.wait_for_selector("#itemid:has-text('item digits-')")
     first = page.locator("#itemid").inner_text()
     screenshot(page, "label")
-    page.keyboard.press("1")  # key 1 = class "0"
+    page.keyboard.press("1")  # digit class names are their own keys: 1 = class "1" (defect 2: main recorded "0")
     page.wait_for_function(f"document.querySelector('#itemid').textContent !== {first!r}")
     page.locator("button[data-label='3']").click()  # and one by click
     page.wait_for_timeout(300)
@@ -71,7 +71,7 @@ def test_label_review_and_dashboard_change(base_url, page, screenshot) -> None:
     assert page.locator(".relbar").count() >= 1  # reliability against the 50 accepted reviews
     screenshot(page, "dashboard")
     votes = Project(d).store.events(source="vote")
-    assert votes["who"].tolist() == ["ann", "ann"] and votes["code"].tolist() == [0, 3]
+    assert votes["who"].tolist() == ["ann", "ann"] and votes["code"].tolist() == [1, 3]
 
 
 def test_unknown_labeler_and_hostile_text_are_shown_as_text(base_url, page) -> None:
@@ -93,3 +93,135 @@ def test_map_click_opens_item_and_similar(base_url, page, screenshot) -> None:
     page.wait_for_selector("#similar .simitem")
     assert page.locator("#similar .simitem").count() == 8
     screenshot(page, "map")
+
+
+def test_rounds_without_a_certified_threshold_show_a_dash(tmp_path, serve_project, browser, screenshot) -> None:
+    import json
+
+    import sqlalchemy as sa
+
+    from labelsieve.store import schema as S
+
+    d = tmp_path / "uncertified"
+    p = init_project(d, load_dataset("digits").subset(np.arange(50)))
+    with p.store.transaction() as c:
+        c.execute(sa.insert(S.runs).values(id=1, kind="tbal", config="{}", status="complete", started=0.0))
+        rounds = [{"coverage": 0.0, "error_bound": 0.0, "n_auto_total": 0, "thresholds": [float("inf")] * 10},
+                  {"coverage": 0.0, "error_bound": float("nan"), "n_auto_total": 0, "thresholds": [float("inf")] * 10},
+                  {"coverage": 0.4, "error_bound": 0.0321, "n_auto_total": 20, "thresholds": [0.9] * 9 + [float("inf")]}]
+        for r, stats in enumerate(rounds):
+            c.execute(sa.insert(S.run_rounds).values(run_id=1, round=r, stats=json.dumps(stats), committed=0.0))
+    p.close()
+    pg = browser.new_page(viewport={"width": 1100, "height": 900})
+    try:
+        with serve_project(d) as url:
+            pg.goto(f"{url}/dashboard")
+            pg.wait_for_selector("#rounds tr:has(td)")
+            bounds = pg.eval_on_selector_all("#rounds tr:has(td)", "rows => rows.map(r => r.children[3].textContent)")
+            assert bounds == ["—", "—", "0.032"]
+            thr = pg.eval_on_selector_all("#thresholds tr:has(td)", "rows => rows.map(r => r.children[1].textContent)")
+            assert thr == ["0.9000"] * 9 + ["—"]
+            screenshot(pg, "dashboard-uncertified")
+    finally:
+        pg.close()
+
+
+def test_login_link_signs_in_and_review_needs_it_once_tokens_exist(tmp_path, serve_project, browser,
+                                                                   screenshot) -> None:
+    d = tmp_path / "accounts"
+    p = init_project(d, load_dataset("digits").subset(np.arange(30)))
+    p.store.add_labeler("rev", role="reviewer")
+    p.store.append_events([{"item": k, "code": k % 10, "source": "auto", "who": "logreg", "confidence": 0.7}
+                           for k in range(30)])
+    _, code = p.store.issue_token("rev")
+    p.close()
+    ctx = browser.new_context(viewport={"width": 1100, "height": 800})
+    pg = ctx.new_page()
+    try:
+        with serve_project(d) as url:
+            pg.goto(f"{url}/review?reviewer=rev")
+            pg.wait_for_selector("#queue tbody tr")
+            pg.locator("#all").click()
+            pg.locator("#accept").click()
+            pg.wait_for_selector("#error:has-text('sign in first')")  # not signed in: nothing written
+            assert Project(d).store.events(source="review").empty
+            pg.goto(f"{url}/login?token={code}")
+            pg.wait_for_url("**/label?labeler=rev")
+            cookie = next(c for c in ctx.cookies() if c["name"] == "labelsieve_session")
+            assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+            assert pg.evaluate("document.cookie") == ""  # scripts cannot read the session
+            pg.goto(f"{url}/review?reviewer=rev")
+            pg.wait_for_selector("#queue tbody tr")
+            pg.locator("#all").click()
+            pg.locator("#accept").click()
+            pg.wait_for_selector("#msg:has-text('30 label event')")
+            screenshot(pg, "review-signed-in")
+            pg.goto(f"{url}/login?token={code}")  # the link is spent
+            pg.wait_for_selector("h1:has-text('Login link not valid')")
+    finally:
+        ctx.close()
+    assert Project(d).store.events(source="review")["who"].unique().tolist() == ["rev"]
+
+
+#: Markup that would run (and set window.__pwned) if any page parsed it as HTML.
+XSS = ['<img src=x onerror="window.__pwned=1">', '<svg onload="window.__pwned=1"></svg>',
+       '<script>window.__pwned=1</script>', '"><iframe src="javascript:window.top.__pwned=1">']
+
+
+def test_hostile_ids_texts_classes_labelers_and_project_name_are_only_text(tmp_path, serve_project, browser,
+                                                                            screenshot) -> None:
+    from labelsieve.data import Dataset
+
+    n = 12
+    ids = [f"{XSS[k % 4]}#{k}&+%" for k in range(n)]
+    texts = [f"text {k} {XSS[(k + 1) % 4]}" for k in range(n)]
+    ds = Dataset(ids=ids, X=np.random.default_rng(0).normal(size=(n, 3)), classes=(XSS[0], XSS[1]),
+                 y=np.arange(n) % 2, raw=texts)
+    d = tmp_path / "hostile"
+    p = init_project(d, ds, name=XSS[2])
+    who = XSS[3][:60]
+    p.store.add_labeler(who, role="reviewer")
+    p.store.append_events([{"item": k, "code": k % 2, "source": "auto", "who": XSS[1], "confidence": 0.6}
+                           for k in range(n)])
+    p.close()
+    pg = browser.new_page(viewport={"width": 1100, "height": 800})
+    dialogs: list[str] = []
+    pg.on("dialog", lambda dl: (dialogs.append(dl.message), dl.dismiss()))
+    from urllib.parse import quote
+
+    def clean() -> None:
+        assert pg.evaluate("window.__pwned === undefined && window.top.__pwned === undefined")
+        assert pg.locator("img[src='x'], svg[onload], iframe").count() == 0
+
+    try:
+        with serve_project(d) as url:
+            pg.goto(f"{url}/")  # 1: the project name
+            pg.wait_for_selector("#title:has-text('labelsieve project:')")
+            assert XSS[2] in pg.locator("#title").inner_text()
+            clean()
+            pg.goto(f"{url}/review?reviewer={quote(who)}")  # 2-3: queue of hostile ids and classes, then review
+            pg.wait_for_selector("#queue tbody tr")
+            assert XSS[0] in pg.locator("#queue").inner_text()
+            clean()
+            pg.locator("#queue tbody tr input[type=checkbox]").first.check()
+            pg.locator("#accept").click()
+            pg.wait_for_selector("#msg:has-text('label event')")
+            clean()
+            pg.goto(f"{url}/dashboard")  # 4: labeler names, class names as threshold keys
+            pg.wait_for_selector("#labelers td")
+            clean()
+            pg.goto(f"{url}/map")  # 5-6: points and the item opened from one, with its similar items
+            pg.wait_for_function("document.querySelector('#info').textContent.includes('PCA')")
+            box = pg.locator("#map").bounding_box()
+            xy = pg.evaluate("[scale.x(pts[0][1]), scale.y(pts[0][2])]")
+            pg.mouse.click(box["x"] + xy[0], box["y"] + xy[1])
+            pg.wait_for_selector("#similar .simitem")
+            clean()
+            screenshot(pg, "hostile-map")
+            pg.goto(f"{url}/label?labeler={quote(who)}")  # 7: the label page with a hostile labeler and item
+            pg.wait_for_timeout(1500)
+            clean()
+    finally:
+        pg.close()
+    assert not dialogs
+    assert Project(d).store.events(source="review")["who"].tolist() == [who]

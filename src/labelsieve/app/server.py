@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import logging
 import socket
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,30 +34,48 @@ def _import_fastapi() -> Any:
 
 
 def create_app(project_dir: str | Path, *, strategy: str = "threshold", tau: float = 0.95, kappa: int = 3,
-               lease_seconds: float = 300.0) -> Any:
-    """The FastAPI application for one project."""
+               lease_seconds: float = 300.0, host: str = "127.0.0.1", allow_hosts: Sequence[str] = (),
+               max_body: int | None = None) -> Any:
+    """The FastAPI application for one project, to be served on ``host``.
+
+    ``host`` decides the guard (:mod:`labelsieve.app.security`): the Host names requests may carry
+    (plus ``allow_hosts``) and, beyond loopback, accounts for every page and read. ``max_body``:
+    the largest request body in bytes (default :data:`~labelsieve.app.security.MAX_BODY`).
+    """
     _import_fastapi()
     from fastapi import FastAPI, Request
     from fastapi.responses import JSONResponse
 
-    from labelsieve.app.routers import boxes, dashboard, items, label, pages, review
+    from labelsieve.app import security
+    from labelsieve.app.routers import auth, boxes, dashboard, items, label, pages, review
     from labelsieve.app.routers import map as map_
     from labelsieve.app.routers.common import AppState, ImageDecodeError
 
     project = Project(project_dir)
+    loopback = security.is_loopback(host)
     state = AppState(project, LabelingSession(project, strategy=strategy, tau=tau, kappa=kappa,
-                                              lease_seconds=lease_seconds))
+                                              lease_seconds=lease_seconds), accounts_always=not loopback)
     app = FastAPI(title=f"labelsieve: {project.name}", docs_url=None, redoc_url=None)
     app.state.labelsieve = state
 
     @app.exception_handler(LabelsieveError)
     async def _error(_req: Request, exc: LabelsieveError) -> JSONResponse:
-        code = 403 if isinstance(exc, UnknownLabelerError) else 409 if isinstance(exc, ConflictError) \
-            else 422 if isinstance(exc, ImageDecodeError) else 400
+        code = 401 if isinstance(exc, security.NotSignedInError) else \
+            403 if isinstance(exc, (UnknownLabelerError, security.ForbiddenError)) else \
+            409 if isinstance(exc, ConflictError) else 422 if isinstance(exc, ImageDecodeError) else 400
         return JSONResponse({"detail": str(exc)}, status_code=code)
 
-    for module in (pages, items, label, review, dashboard, map_, boxes):
+    def reads_need_account(headers: dict[str, str]) -> str | None:
+        if state.principal(headers) is not None:
+            return None
+        return ("this labelsieve app is served beyond loopback: sign in with your one-time login link "
+                "(labelsieve labeler DIR ID --token prints it) or send your token (Authorization: Bearer TOKEN)")
+
+    for module in (pages, auth, items, label, review, dashboard, map_, boxes):
         app.include_router(module.router)
+    app.add_middleware(security.Guard, hosts=security.allowed_hosts(host, allow_hosts),
+                       max_body=security.MAX_BODY if max_body is None else max_body,
+                       reads_need_account=None if loopback else reads_need_account)
     return app
 
 
@@ -77,16 +96,23 @@ def bind_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def serve(project_dir: str | Path, *, host: str = "127.0.0.1", port: int = 8000, **kw: Any) -> None:
-    """Run the app with uvicorn on ``host:port`` (loopback by default)."""
+def serve(project_dir: str | Path, *, host: str = "127.0.0.1", port: int = 8000, allow_hosts: Sequence[str] = (),
+          **kw: Any) -> None:
+    """Run the app with uvicorn on ``host:port`` (loopback by default).
+
+    Beyond loopback the app needs accounts, so it refuses to start before any labeler has a token.
+    """
     try:
         import uvicorn
     except ImportError as exc:  # pragma: no cover
         raise MissingDependencyError("the web app needs uvicorn: pip install fastapi uvicorn") from exc
+    from labelsieve.app.security import is_loopback
+
+    if not is_loopback(host) and not Project(project_dir).store.has_credentials():
+        raise InputError(f"serving on {host} exposes the project to the network, which needs accounts: give each "
+                         f"labeler a token first (labelsieve labeler {project_dir} ID --token), then serve again")
     sock = bind_socket(host, port)
-    app = create_app(project_dir, **kw)
-    if host not in ("127.0.0.1", "localhost", "::1"):
-        log.warning("serving on %s: the app has no authentication; anyone who can reach this address can label", host)
+    app = create_app(project_dir, host=host, allow_hosts=allow_hosts, **kw)
     print(f"labelsieve: serving {project_dir} on http://{host}:{port}/  (Ctrl-C to stop)")
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
     server.run(sockets=[sock])

@@ -25,6 +25,10 @@ def register(sub: Any, bench: Any) -> None:
     p.add_argument("--text-column", help="column holding the text shown to labelers")
     p.add_argument("--import-labels", action="store_true",
                    help="store the data set's labels as imported label events (default: ground truth only)")
+    p.add_argument("--embedder", default="minilm", choices=["minilm", "hashing"],
+                   help="text pools without feature columns are embedded at init: minilm (all-MiniLM-L6-v2, "
+                        "offline, default) or hashing (bag of words, no model)")
+    p.add_argument("--instructions", metavar="FILE", help="markdown file of instructions shown on the label page")
     p.set_defaults(func=_init)
 
     p = sub.add_parser("import", help="import existing labels (CSV/Parquet/JSONL with columns id,label) into a project")
@@ -38,6 +42,12 @@ def register(sub: Any, bench: Any) -> None:
     p.add_argument("id", nargs="+", help="one or more labeler ids")
     p.add_argument("--name", default="")
     p.add_argument("--accuracy", type=float, help="known accuracy in (0, 1), used by the GTX aggregate")
+    p.add_argument("--role", choices=["labeler", "reviewer", "admin"],
+                   help="what the labeler may do in the web app once accounts are on (new labelers: labeler)")
+    p.add_argument("--token", action="store_true",
+                   help="issue a web-app token and a one-time login link (printed once; replaces earlier ones); "
+                        "once any labeler has one, the app requires accounts for every write")
+    p.add_argument("--url", default="http://127.0.0.1:8000", help="the app's address, for the printed login link")
     p.set_defaults(func=_labeler)
 
     p = sub.add_parser("project-run", help="auto-label a project's pool (TBAL); resumes a killed or waiting run")
@@ -68,6 +78,13 @@ def register(sub: Any, bench: Any) -> None:
     p.add_argument("--strategy", choices=["threshold", "uncertainty"], default="threshold")
     p.add_argument("--tau", type=float, default=0.95, help="stop serving an item once its GTX confidence reaches tau")
     p.add_argument("--kappa", type=int, default=3, help="at most this many labels per item")
+    p.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                   help="another host name requests may use (e.g. a DNS name of this machine); repeatable")
+    p.add_argument("--instructions", metavar="FILE", help="set the project's instructions (markdown) before serving")
+    p.add_argument("--relabel", action=argparse.BooleanOptionalAction, default=None,
+                   help="also serve auto-labeled items to labelers (a project setting, kept until changed)")
+    p.add_argument("--show-votes-to-reviewers", action=argparse.BooleanOptionalAction, default=None,
+                   help="reviewers see an item's votes and aggregate before answering (project setting)")
     p.set_defaults(func=_serve)
 
     p = sub.add_parser("export", help="export the current labels with provenance")
@@ -84,9 +101,25 @@ def _init(args: argparse.Namespace) -> int:
 
     ds = load_dataset(args.dataset, label_column=args.label_column, id_column=args.id_column,
                       text_column=args.text_column)
-    p = init_project(args.dir, ds, db=args.db, name=args.name, import_truth=args.import_labels)
+    p = init_project(args.dir, ds, db=args.db, name=args.name, import_truth=args.import_labels,
+                     embedder=args.embedder)
+    if args.instructions:
+        _set_instructions(p, args.instructions)
     print(f"created project '{p.name}' in {args.dir}: {p.store.n_items()} items, classes {list(p.classes)}")
     return 0
+
+
+def _set_instructions(project: Any, path: str) -> None:
+    from pathlib import Path
+
+    from labelsieve.errors import InputError
+    from labelsieve.store.labeling import set_instructions
+
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read the instructions file {path}: {exc}") from None
+    set_instructions(project, text)
 
 
 def _import(args: argparse.Namespace) -> int:
@@ -103,8 +136,15 @@ def _labeler(args: argparse.Namespace) -> int:
     p = Project(args.dir)
     with p.store.transaction() as c:
         for i in args.id:
-            p.store.add_labeler(i, name=args.name, gold_accuracy=args.accuracy, conn=c)
+            p.store.add_labeler(i, name=args.name, gold_accuracy=args.accuracy, role=args.role, conn=c)
     print(f"registered labeler(s) {', '.join(args.id)}")
+    if args.token:
+        from urllib.parse import quote
+
+        print("tokens (shown once; only their hashes are stored):")
+        for i in args.id:
+            token, code = p.store.issue_token(i)
+            print(f"  {i}: token {token}\n      one-time login link {args.url.rstrip('/')}/login?token={quote(code)}")
     return 0
 
 
@@ -130,8 +170,19 @@ def _project_run(args: argparse.Namespace) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     from labelsieve.app.server import serve
+    from labelsieve.store import labeling as L
+    from labelsieve.store.project import Project
 
-    serve(args.dir, host=args.host, port=args.port, strategy=args.strategy, tau=args.tau, kappa=args.kappa)
+    settings = {k: v for k, v in ((L.SETTING_RELABEL, args.relabel),
+                                  (L.SETTING_SHOW_VOTES, args.show_votes_to_reviewers)) if v is not None}
+    if args.instructions or settings:
+        project = Project(args.dir)
+        if args.instructions:
+            _set_instructions(project, args.instructions)
+        project.store.set_meta(settings)
+        project.close()
+    serve(args.dir, host=args.host, port=args.port, strategy=args.strategy, tau=args.tau, kappa=args.kappa,
+          allow_hosts=args.allow_host)
     return 0
 
 

@@ -27,11 +27,24 @@ from labelsieve.store import schema as S
 log = logging.getLogger(__name__)
 
 EVENT_COLUMNS = ("item", "code", "source", "action", "who", "version", "confidence", "threshold",
-                 "round", "run_id", "key")
+                 "round", "run_id", "key", "target", "note")
+#: Events without a label: a review rejection, a labeler's skip, a withdrawal.
+UNLABELED_ACTIONS = ("reject", "skip", "withdraw")
 
 
 class UnknownLabelerError(InputError):
     """A request named a labeler id the project does not know."""
+
+
+def secret_hash(secret: str) -> str:
+    """SHA-256 hex digest of a credential (secrets are 256-bit random, so no slow hash is needed).
+
+    >>> secret_hash("abc")[:16]
+    'ba7816bf8f01cfea'
+    """
+    import hashlib
+
+    return hashlib.sha256(secret.encode()).hexdigest()
 
 
 def store_url(path_or_url: str | Path) -> str:
@@ -177,9 +190,14 @@ class Store:
         gold_accuracy: float | None = None,
         interval: tuple[float, float] | None = None,
         n_gold: int = 0,
+        role: str | None = None,
         conn: sa.Connection | None = None,
     ) -> None:
-        """Add or update a labeler (its gold accuracy and interval are the only mutable facts)."""
+        """Add or update a labeler (its gold accuracy and interval, and its role, are the mutable facts).
+
+        ``role`` (one of :data:`~labelsieve.store.schema.ROLES`; new labelers default to ``labeler``)
+        is what the labeler may do in the web app once accounts are on.
+        """
         labeler_id = str(labeler_id).strip()
         if not labeler_id or len(labeler_id) > 200:
             raise InputError(f"a labeler id must be 1-200 characters; got {labeler_id!r}")
@@ -187,9 +205,13 @@ class Store:
             raise InputError(f"labeler kind must be human, model, aggregator or salutary; got {kind!r}")
         if gold_accuracy is not None and not 0.0 < float(gold_accuracy) < 1.0:
             raise InputError(f"gold accuracy of labeler {labeler_id!r} must be in (0, 1); got {gold_accuracy}")
+        if role is not None and role not in S.ROLES:
+            raise InputError(f"role of labeler {labeler_id!r} must be one of {list(S.ROLES)}; got {role!r}")
         lo, hi = interval if interval is not None else (None, None)
         row = {"kind": kind, "name": name, "gold_accuracy": gold_accuracy, "accuracy_lower": lo,
                "accuracy_upper": hi, "n_gold": int(n_gold)}
+        if role is not None:
+            row["role"] = role
         with _maybe(self, conn) as c:
             t = S.labelers
             if c.execute(sa.select(t.c.id).where(t.c.id == labeler_id)).first():
@@ -212,13 +234,79 @@ class Store:
                 f"(labelsieve labeler DIR ID)"
             )
 
+    # ------------------------------------------------------------------ credentials (web-app accounts)
+    def issue_token(self, labeler_id: str) -> tuple[str, str]:
+        """A new API token and a one-time login code for a human labeler; earlier ones are revoked.
+
+        Only SHA-256 hashes are stored: the two secrets are returned once and cannot be read back.
+        The pseudo-labelers ``import`` and ``GTX`` (and non-human labelers) get none.
+        """
+        import secrets
+
+        labeler_id = str(labeler_id)
+        with self.transaction() as c:
+            row = c.execute(sa.select(S.labelers.c.kind).where(S.labelers.c.id == labeler_id)).first()
+            if row is None:
+                raise UnknownLabelerError(f"unknown labeler id {labeler_id[:200]!r}: register it first")
+            if row[0] != "human" or labeler_id in ("import", "GTX"):
+                raise InputError(f"labeler {labeler_id!r} is the store's own ({row[0]}) and cannot sign in")
+            now = time.time()
+            c.execute(sa.update(S.credentials).where(S.credentials.c.labeler == labeler_id,
+                                                     S.credentials.c.revoked.is_(None)).values(revoked=now))
+            token, code = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+            c.execute(sa.insert(S.credentials), [
+                {"hash": secret_hash(token), "labeler": labeler_id, "kind": "token", "created": now},
+                {"hash": secret_hash(code), "labeler": labeler_id, "kind": "login", "created": now}])
+        return token, code
+
+    def has_credentials(self) -> bool:
+        """Whether any labeler was ever given a token (accounts are then required for writes)."""
+        with self.read() as c:
+            return c.execute(sa.select(S.credentials.c.hash).limit(1)).first() is not None
+
+    def authenticate(self, secret: str) -> tuple[str, str] | None:
+        """``(labeler, role)`` of a live API token or session secret, else None (login codes never match)."""
+        if not secret or len(secret) > 200:
+            return None
+        t = S.credentials
+        with self.read() as c:
+            row = c.execute(sa.select(t.c.labeler, S.labelers.c.role).join(S.labelers, S.labelers.c.id == t.c.labeler)
+                            .where(t.c.hash == secret_hash(secret), t.c.kind.in_(["token", "session"]),
+                                   t.c.revoked.is_(None))).first()
+        return None if row is None else (str(row[0]), str(row[1]))
+
+    def redeem_login(self, code: str) -> tuple[str, str] | None:
+        """Spend a one-time login code: ``(labeler, session secret)``, or None if unknown, spent or revoked."""
+        import secrets
+
+        if not code or len(code) > 200:
+            return None
+        t = S.credentials
+        with self.transaction() as c:
+            now = time.time()
+            h = secret_hash(code)
+            spent = c.execute(sa.update(t).where(t.c.hash == h, t.c.kind == "login", t.c.used.is_(None),
+                                                 t.c.revoked.is_(None)).values(used=now))
+            if spent.rowcount != 1:
+                return None
+            labeler = c.execute(sa.select(t.c.labeler).where(t.c.hash == h)).scalar()
+            session = secrets.token_urlsafe(32)
+            c.execute(sa.insert(t).values(hash=secret_hash(session), labeler=labeler, kind="session", created=now))
+        return str(labeler), session
+
     # ------------------------------------------------------------------ events
     def append_events(self, rows: Sequence[Mapping[str, Any]] | pd.DataFrame, conn: sa.Connection | None = None) -> int:
         """Append label events and update current labels in one transaction; returns how many were new.
 
         Each row: ``item`` (position), ``code`` (class code; None for a rejection), ``source`` (one of
         :data:`~labelsieve.store.schema.SOURCES`), ``who``; optional ``action, version, confidence,
-        threshold, round, run_id, key``. Rows whose ``key`` is already stored are skipped.
+        threshold, round, run_id, key, note``. Rows whose ``key`` is already stored are skipped.
+
+        A ``withdraw`` event (source and action ``withdraw``, no code) names in ``target`` the seq of
+        one earlier event of the same item, which then no longer counts: current labels are
+        recomputed from the item's remaining events (an un-reject restores the label before the
+        rejection; a withdrawn vote or skip is ignored by the labeling session). A withdrawal
+        itself cannot be withdrawn.
         """
         df = pd.DataFrame(rows) if not isinstance(rows, pd.DataFrame) else rows
         if len(df) == 0:
@@ -237,9 +325,36 @@ class Store:
                 df = df[~(df["key"].notna() & df["key"].duplicated())]
             if len(df) == 0:
                 return 0
+            withdrawn = self._check_targets(c, df)
             _bulk_insert(c, S.events, df)
             c.execute(sa.text(S.UPSERT_CURRENT), {"lo": lo})
+            if withdrawn:
+                items = sa.bindparam("items", expanding=True)
+                c.execute(sa.text("DELETE FROM current_label WHERE item IN :items").bindparams(items),
+                          {"items": withdrawn})
+                c.execute(sa.text(S.CURRENT_OF_ITEMS).bindparams(items), {"items": withdrawn})
             return len(df)
+
+    def _check_targets(self, c: sa.Connection, df: pd.DataFrame) -> list[int]:
+        """The items whose events the withdrawals in ``df`` cancel (each target must be an earlier,
+        stored event of the same item that is not itself a withdrawal)."""
+        w = df[df["source"] == "withdraw"]
+        if len(w) == 0:
+            return []
+        targets = [int(t) for t in w["target"]]
+        found: dict[int, tuple[int, str]] = {}
+        for chunk in range(0, len(targets), 900):
+            part = targets[chunk:chunk + 900]
+            found.update({int(r[0]): (int(r[1]), str(r[2])) for r in c.execute(
+                sa.select(S.events.c.seq, S.events.c.item, S.events.c.source).where(S.events.c.seq.in_(part)))})
+        for t, item in zip(targets, w["item"].astype(int), strict=True):
+            if t not in found:
+                raise InputError(f"withdraw event of item {item}: target event {t} does not exist")
+            if found[t][0] != item:
+                raise InputError(f"withdraw event of item {item}: target event {t} belongs to item {found[t][0]}")
+            if found[t][1] == "withdraw":
+                raise InputError(f"withdraw event of item {item}: target event {t} is itself a withdrawal")
+        return sorted(set(w["item"].astype(int).tolist()))
 
     def _check_events(self, df: pd.DataFrame) -> pd.DataFrame:
         missing = {"item", "source", "who"} - set(df.columns)
@@ -251,7 +366,7 @@ class Store:
         if bad.any():
             raise InputError(f"event source {df['source'][bad].iloc[0]!r} is not one of {list(S.SOURCES)}")
         out["source"] = df["source"].astype(str)
-        out["precedence"] = out["source"].map(S.PRECEDENCE).astype(np.int64)
+        out["precedence"] = out["source"].map(S.EVENT_PRECEDENCE).astype(np.int64)
         code = df["code"] if "code" in df else pd.Series(None, index=df.index, dtype=object)
         code = pd.array(code, dtype="Int64")
         k = self._n_classes()
@@ -262,8 +377,20 @@ class Store:
         action = df["action"] if "action" in df else pd.Series("label", index=df.index)
         out["action"] = action.fillna("label").astype(str)
         rejects = out["code"].isna()
-        if (rejects & (out["action"] != "reject")).any():
-            raise InputError("an event without a label must be a review 'reject'")
+        if (rejects & ~out["action"].isin(UNLABELED_ACTIONS)).any():
+            raise InputError("an event without a label must be a review 'reject', a 'skip' or a 'withdraw'")
+        if ((out["source"] == "withdraw") != (out["action"] == "withdraw")).any():
+            raise InputError("a 'withdraw' event needs source and action 'withdraw'")
+        if ((out["source"] == "skip") != (out["action"] == "skip")).any():
+            raise InputError("a 'skip' event needs source and action 'skip'")
+        if ((out["source"].isin(["withdraw", "skip"])) & out["code"].notna()).any():
+            raise InputError("skip and withdraw events carry no label code")
+        target = df["target"] if "target" in df else pd.Series(None, index=df.index, dtype=object)
+        out["target"] = pd.array(target, dtype="Int64")
+        if (out["target"].isna() == (out["source"] == "withdraw")).any():
+            raise InputError("a 'withdraw' event needs the seq of the event it cancels in 'target' (and only it)")
+        note = df["note"] if "note" in df else pd.Series(None, index=df.index, dtype=object)
+        out["note"] = note.astype(object).where(note.notna(), None).map(lambda v: None if v is None else str(v)[:2000])
         out["who"] = df["who"].astype(str)
         for col in ("version",):
             out[col] = df[col].fillna("").astype(str) if col in df else ""
@@ -323,7 +450,8 @@ class Store:
         """Same as :meth:`current_labels`, recomputed from the events by a window query (slow path)."""
         sql = ("SELECT i.id, r.item, r.code, r.source, r.who, r.confidence, r.round, r.seq FROM ("
                " SELECT item, code, source, who, confidence, round, seq, ROW_NUMBER() OVER"
-               " (PARTITION BY item ORDER BY precedence DESC, seq DESC) AS rn FROM events WHERE precedence > 0"
+               " (PARTITION BY item ORDER BY precedence DESC, seq DESC) AS rn FROM events e WHERE e.precedence > 0"
+               " AND NOT EXISTS (SELECT 1 FROM events w WHERE w.target = e.seq)"
                ") AS r JOIN items i ON i.pos = r.item WHERE r.rn = 1 ORDER BY r.item")
         return self._frame_current(self._fetch_raw(sql), include_rejected)
 

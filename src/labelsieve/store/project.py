@@ -129,15 +129,20 @@ def check_images(paths: Sequence[str], ids: Sequence[str]) -> None:
 
 
 def init_project(path: str | Path, dataset: Dataset, *, db: str | None = None, name: str | None = None,
-                 import_truth: bool = False) -> Project:
+                 import_truth: bool = False, embedder: Any = "minilm") -> Project:
     """Create a project in ``path`` from ``dataset``; nothing is left behind if anything fails.
 
     ``import_truth``: store the data set's labels as ``import`` events (existing labels); otherwise
     they go to truth.npy only (for simulated oracles and measuring true error).
+    ``embedder``: a pool without feature columns whose items are texts (a CSV of ``id,text,label``)
+    gets its features from this text encoder (``"minilm"``: all-MiniLM-L6-v2, offline; ``"hashing"``;
+    or an encoder object); a pool with neither features nor texts is refused.
     """
     path = Path(path)
     if (path / PROJECT_FILE).exists():
         raise InputError(f"{path}: already a labelsieve project; choose another directory.")
+    if dataset.X.shape[1] == 0:
+        dataset = embed_texts(dataset, embedder)
     rows, raw_arr = _item_rows(dataset)
     img = rows["kind"].to_numpy() == "image"
     if img.any() and raw_arr is None:
@@ -169,11 +174,47 @@ def init_project(path: str | Path, dataset: Dataset, *, db: str | None = None, n
     return Project(path)
 
 
+def embed_texts(dataset: Dataset, embedder: Any = "minilm") -> Dataset:
+    """``dataset`` (no feature columns, texts in ``raw``) with its texts' embeddings as features.
+
+    Raises :class:`InputError` when there are no texts to embed (naming the data set) and
+    :class:`~labelsieve.errors.MissingDependencyError` naming the package when the encoder is missing.
+
+    >>> ds = Dataset(ids=["a", "b"], X=np.zeros((2, 0)), classes=("x", "y"), raw=["red", "blue sky"])
+    >>> embed_texts(ds, "hashing").X.shape
+    (2, 4096)
+    >>> embed_texts(Dataset(ids=["a"], X=np.zeros((1, 0)), classes=("x", "y")))
+    Traceback (most recent call last):
+    ...
+    labelsieve.errors.InputError: ...: the pool has no feature columns and no texts to embed; give it numeric feature columns, or name its text column (labelsieve init --text-column COLUMN)
+    """
+    from labelsieve.errors import MissingDependencyError
+
+    where = dataset.source or dataset.name
+    raw = dataset.raw
+    if raw is None or len(raw) == 0 or not all(isinstance(r, str) for r in raw) or _item_rows(dataset)[0][
+            "kind"].eq("image").any():
+        raise InputError(f"{where}: the pool has no feature columns and no texts to embed; give it numeric feature "
+                         "columns, or name its text column (labelsieve init --text-column COLUMN)")
+    from labelsieve.labelers.fewshot import embed_dataset, encoder_from_spec
+
+    enc = encoder_from_spec(embedder) if isinstance(embedder, str) else embedder
+    try:
+        return embed_dataset(dataset, enc)
+    except MissingDependencyError as exc:
+        raise MissingDependencyError(
+            f"{where}: a text pool has no features until its texts are embedded, and the text encoder "
+            f"{embedder!r} is not installed ({exc}); install it, or choose another with --embedder hashing") from None
+
+
 def _fill(st: Store, ds: Dataset, rows: pd.DataFrame, name: str, import_truth: bool) -> None:
     with st.transaction() as conn:
         st.set_classes(ds.classes, conn=conn)
         st.add_items(rows, conn=conn)
-        st.set_meta({"name": name, "source": ds.source, "n_features": int(ds.X.shape[1])}, conn=conn)
+        meta = {"name": name, "source": ds.source, "n_features": int(ds.X.shape[1])}
+        if "embedding_model" in ds.meta:
+            meta["embedding_model"] = ds.meta["embedding_model"]
+        st.set_meta(meta, conn=conn)
         st.add_labeler("import", kind="human", name="imported labels", conn=conn)
     if import_truth and ds.y is not None:
         known = np.flatnonzero(ds.y != UNLABELED)

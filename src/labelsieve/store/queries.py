@@ -33,16 +33,17 @@ MAX_REVIEW_IDS = 500
 
 
 def clean(v: Any) -> Any:
-    """A JSON-ready scalar: numpy scalars as Python numbers, NaN (and pandas NA) as None.
+    """A JSON-ready scalar: numpy scalars as Python numbers; NaN, ±inf and pandas NA as None
+    (JSON has no non-finite numbers: a threshold of +inf, "nothing certified", is None).
 
-    >>> clean(np.float32(0.5)), clean(float("nan")), clean(np.int64(3)), clean("a")
-    (0.5, None, 3, 'a')
+    >>> clean(np.float32(0.5)), clean(float("nan")), clean(float("inf")), clean(np.int64(3)), clean("a")
+    (0.5, None, None, 3, 'a')
     """
     if v is pd.NA or v is None:
         return None
     if isinstance(v, np.generic):
         v = v.item()
-    if isinstance(v, float) and np.isnan(v):
+    if isinstance(v, float) and not np.isfinite(v):
         return None
     return v
 
@@ -192,7 +193,8 @@ def last_run_rounds(project: Project) -> tuple[list[dict[str, Any]], dict[str, A
     thr = last.iloc[-1].get("thresholds")
     if not isinstance(thr, list) or not thr:
         return rounds, {}
-    thresholds = {classes[k]: t for k, t in enumerate(thr)} if len(thr) == len(classes) else {"all": thr[0]}
+    thresholds = {classes[k]: clean(t) for k, t in enumerate(thr)} if len(thr) == len(classes) \
+        else {"all": clean(thr[0])}
     return rounds, thresholds
 
 

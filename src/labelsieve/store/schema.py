@@ -24,8 +24,13 @@ PRECEDENCE: dict[str, int] = {
     "import": 2,
     "review": 3,
 }
-SOURCES = tuple(PRECEDENCE)
-ACTIONS = ("label", "accept", "reject", "relabel")
+#: Sources of events that are never a label (migration 5): a labeler passed on an item (``note``:
+#: why), and the cancelling of one earlier event (``target``: its seq; the undo of a vote or a
+#: skip, the un-reject of a review). Their precedence is 0: they never win a current label.
+UNLABELED_SOURCES = ("skip", "withdraw")
+EVENT_PRECEDENCE: dict[str, int] = {**PRECEDENCE, **dict.fromkeys(UNLABELED_SOURCES, 0)}
+SOURCES = tuple(EVENT_PRECEDENCE)
+ACTIONS = ("label", "accept", "reject", "relabel", "skip", "withdraw")
 
 metadata = sa.MetaData()
 
@@ -68,6 +73,9 @@ labelers = sa.Table(
     sa.Column("n_gold", sa.Integer, nullable=False, server_default="0"),
     sa.Column("created", sa.Float, nullable=False),
 )
+#: added by migration 4 (``ALTER TABLE``), so it is not part of the v1 table that ``_v1`` creates
+LABELER_ROLE = sa.Column("role", sa.String(20), nullable=False, server_default="labeler")
+labelers.append_column(LABELER_ROLE)
 
 runs = sa.Table(
     "runs",
@@ -131,6 +139,13 @@ events = sa.Table(
 )
 sa.Index("ix_events_item", events.c.item)
 sa.Index("ix_events_source", events.c.source)
+#: added by migration 5 (``ALTER TABLE`` on older stores): the seq a ``withdraw`` event cancels
+#: (a withdrawn event no longer counts anywhere, and is never deleted), and a short text (a skip's reason)
+EVENT_TARGET = sa.Column("target", sa.Integer, nullable=True)
+EVENT_NOTE = sa.Column("note", sa.Text, nullable=True)
+events.append_column(EVENT_TARGET)
+events.append_column(EVENT_NOTE)
+sa.Index("ix_events_target", events.c.target)
 
 current_label = sa.Table(
     "current_label",
@@ -147,9 +162,8 @@ current_label = sa.Table(
 
 V1_TABLES = [schema_version, project_meta, classes, items, labelers, runs, run_rounds, run_answers, queue, events]
 
-#: SQL shared by the migration backfill and every write: the winning event per item among events
-#: with ``seq > :lo`` (window query), merged into current_label unless a stronger event is there.
-UPSERT_CURRENT = """
+#: The backfill of migration 2 (its events have no ``target`` column yet).
+_UPSERT_CURRENT_V2 = """
 INSERT INTO current_label (item, seq, code, precedence, source, who, confidence, round)
 SELECT item, seq, code, precedence, source, who, confidence, round FROM (
     SELECT item, seq, code, precedence, source, who, confidence, round,
@@ -162,17 +176,43 @@ WHERE excluded.precedence > current_label.precedence
    OR (excluded.precedence = current_label.precedence AND excluded.seq > current_label.seq)
 """
 
+#: Events that define current labels: precedence > 0 and not cancelled by a ``withdraw`` event.
+_LIVE = "e.precedence > 0 AND NOT EXISTS (SELECT 1 FROM events w WHERE w.target = e.seq)"
+_RANKED = f"""
+SELECT item, seq, code, precedence, source, who, confidence, round FROM (
+    SELECT e.item, e.seq, e.code, e.precedence, e.source, e.who, e.confidence, e.round,
+           ROW_NUMBER() OVER (PARTITION BY e.item ORDER BY e.precedence DESC, e.seq DESC) AS rn
+    FROM events e WHERE {{where}} AND {_LIVE}
+) AS ranked WHERE rn = 1"""
+#: SQL shared by the migration backfill and every write: the winning event per item among events
+#: with ``seq > :lo`` (window query), merged into current_label unless a stronger event is there.
+UPSERT_CURRENT = "INSERT INTO current_label (item, seq, code, precedence, source, who, confidence, round)" + \
+    _RANKED.format(where="e.seq > :lo") + """
+ON CONFLICT (item) DO UPDATE SET seq = excluded.seq, code = excluded.code, precedence = excluded.precedence,
+    source = excluded.source, who = excluded.who, confidence = excluded.confidence, round = excluded.round
+WHERE excluded.precedence > current_label.precedence
+   OR (excluded.precedence = current_label.precedence AND excluded.seq > current_label.seq)
+"""
+#: A withdrawal can demote an item's winner, which an upsert cannot: the items it touches are
+#: recomputed from all their live events (delete, then insert; ``:items`` is an expanding list).
+CURRENT_OF_ITEMS = ("INSERT INTO current_label (item, seq, code, precedence, source, who, confidence, round)"
+                    + _RANKED.format(where="e.item IN :items"))
+
 
 def _v1(conn: sa.Connection) -> None:
     """Base tables: items, classes, labelers, runs, append-only events."""
     for t in V1_TABLES:
-        t.create(conn, checkfirst=True)
+        if t is labelers:  # the v1 columns only: later migrations add theirs
+            v1 = sa.Table("labelers", sa.MetaData(), *[c._copy() for c in t.columns if c.name != "role"])
+            v1.create(conn, checkfirst=True)
+        else:
+            t.create(conn, checkfirst=True)
 
 
 def _v2(conn: sa.Connection) -> None:
     """Materialised current labels, backfilled from the existing events."""
     current_label.create(conn, checkfirst=True)
-    conn.execute(sa.text(UPSERT_CURRENT), {"lo": -1})
+    conn.execute(sa.text(_UPSERT_CURRENT_V2), {"lo": -1})
 
 
 # ---------------------------------------------------------------------------------- v3: boxes
@@ -240,8 +280,64 @@ def _v3(conn: sa.Connection) -> None:
         t.create(conn, checkfirst=True)
 
 
+# ---------------------------------------------------------------------------------- v4: accounts
+#: What a labeler may do in the web app once accounts are on (see :mod:`labelsieve.app.security`):
+#: a labeler votes; a reviewer also reviews items and boxes; an admin may do everything.
+ROLES = ("labeler", "reviewer", "admin")
+#: ``token``: the labeler's API token (header); ``login``: a one-time login link's code, spent when
+#: used; ``session``: the cookie secret a login link was exchanged for.
+CREDENTIAL_KINDS = ("token", "login", "session")
+
+# only hashes (SHA-256 of 256-bit random secrets) are stored; the secrets are shown once
+credentials = sa.Table(
+    "credentials",
+    metadata,
+    sa.Column("hash", sa.String(64), primary_key=True),
+    sa.Column("labeler", sa.String(200), sa.ForeignKey("labelers.id"), nullable=False),
+    sa.Column("kind", sa.String(10), nullable=False),
+    sa.Column("created", sa.Float, nullable=False),
+    sa.Column("used", sa.Float, nullable=True),  # login codes: when spent
+    sa.Column("revoked", sa.Float, nullable=True),
+)
+sa.Index("ix_credentials_labeler", credentials.c.labeler)
+
+
+def _v4(conn: sa.Connection) -> None:
+    """Accounts: a role per labeler and hashed credentials (API tokens, login codes, sessions)."""
+    if "role" not in {c["name"] for c in sa.inspect(conn).get_columns("labelers")}:
+        conn.execute(sa.text("ALTER TABLE labelers ADD COLUMN role VARCHAR(20) NOT NULL DEFAULT 'labeler'"))
+    credentials.create(conn, checkfirst=True)
+
+
+# ---------------------------------------------------------------------------------- v5: labeling session
+# comments on items: append-only, like events (a comment is never edited or deleted)
+comments = sa.Table(
+    "comments",
+    metadata,
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("item", sa.Integer, sa.ForeignKey("items.pos"), nullable=False),
+    sa.Column("who", sa.String(200), nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("created", sa.Float, nullable=False),
+    sa.Column("key", sa.String(200), nullable=True, unique=True),  # idempotency key
+)
+sa.Index("ix_comments_item", comments.c.item)
+
+
+def _v5(conn: sa.Connection) -> None:
+    """Skips and withdrawals as events (``events.target``, ``events.note``), comments on items."""
+    have = {c["name"] for c in sa.inspect(conn).get_columns("events")}
+    if "target" not in have:
+        conn.execute(sa.text("ALTER TABLE events ADD COLUMN target INTEGER"))
+    if "note" not in have:
+        conn.execute(sa.text("ALTER TABLE events ADD COLUMN note TEXT"))
+    if "ix_events_target" not in {ix["name"] for ix in sa.inspect(conn).get_indexes("events")}:
+        conn.execute(sa.text("CREATE INDEX ix_events_target ON events (target)"))
+    comments.create(conn, checkfirst=True)
+
+
 #: Ordered migrations: ``MIGRATIONS[i]`` brings a store from version i to i + 1.
-MIGRATIONS: list[Callable[[sa.Connection], None]] = [_v1, _v2, _v3]
+MIGRATIONS: list[Callable[[sa.Connection], None]] = [_v1, _v2, _v3, _v4, _v5]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

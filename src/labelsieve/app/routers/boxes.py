@@ -6,7 +6,7 @@ import uuid
 from typing import Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Body, Depends, Query
+from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.responses import Response
 
 from labelsieve.app.boxes import MAX_IDS, MAX_PAGE_IMAGES, image_png, mask_png
@@ -22,7 +22,7 @@ router = APIRouter()
 def boxes_page(cls: str | None = Query(None, alias="class", max_length=200),
                min: float | None = Query(None, allow_inf_nan=False),
                max: float | None = Query(None, allow_inf_nan=False),
-               status: str | None = Query(None, max_length=20), page: int = Query(0, ge=0),
+               status: str | None = Query(None, max_length=20), page: int = Query(0, ge=0, le=2**31 - 1),
                page_size: int = Query(12, ge=1, le=MAX_PAGE_IMAGES),
                state: AppState = Depends(get_state)) -> dict[str, Any]:  # noqa: B008
     out = Q.box_page(state.project, cls=cls, score_min=min, score_max=max, status=status, page=page,
@@ -39,7 +39,7 @@ def boxes_image(id: str = Query(..., max_length=500), state: AppState = Depends(
 
 
 @router.get("/api/boxes/mask")
-def boxes_mask(box: int = Query(..., ge=0), state: AppState = Depends(get_state)) -> Response:  # noqa: B008
+def boxes_mask(box: int = Query(..., ge=0, le=2**63 - 1), state: AppState = Depends(get_state)) -> Response:  # noqa: B008
     rle = B.mask_of(state.project, box)
     if rle is None:
         raise InputError(f"box {box} has no mask")
@@ -47,9 +47,9 @@ def boxes_mask(box: int = Query(..., ge=0), state: AppState = Depends(get_state)
 
 
 @router.post("/api/boxes/review")
-def boxes_review(body: dict = Body(...), state: AppState = Depends(get_state)) -> dict[str, Any]:  # noqa: B008
-    labeler = str(body.get("labeler", ""))[:300]
-    state.project.store.require_labeler(labeler)
+def boxes_review(request: Request, body: dict = Body(...),  # noqa: B008
+                 state: AppState = Depends(get_state)) -> dict[str, Any]:  # noqa: B008
+    labeler = state.actor(request, body.get("labeler"), role="reviewer")
     action = body.get("action")
     if action not in ("accept", "reject", "relabel"):
         raise InputError(f"action must be accept, reject or relabel; got {str(action)[:50]!r}")

@@ -10,8 +10,9 @@ from urllib.parse import quote
 import numpy as np
 from fastapi import Request
 
+from labelsieve.app.security import ROLE_RANK, ForbiddenError, NotSignedInError, request_secret
 from labelsieve.errors import InputError
-from labelsieve.store.labeling import LabelingSession
+from labelsieve.store.labeling import PSEUDO_LABELERS, LabelingSession
 from labelsieve.store.project import Project
 
 THUMB_PX = 128
@@ -24,8 +25,9 @@ class ImageDecodeError(InputError):
 class AppState:
     """Everything the handlers share: the project, the live labeling session, cached projections."""
 
-    def __init__(self, project: Project, session: LabelingSession) -> None:
+    def __init__(self, project: Project, session: LabelingSession, *, accounts_always: bool = False) -> None:
         self.project, self.session = project, session
+        self.accounts_always = accounts_always  # serving beyond loopback: accounts whatever the store says
         self.classes = list(project.classes)
         self._map: np.ndarray | None = None
         self._z: np.ndarray | None = None
@@ -82,6 +84,42 @@ class AppState:
         return {"id": row["id"], "pos": p, "kind": row["kind"],
                 "text": row["source"] if row["kind"] == "text" else None,
                 "thumb": "/api/thumb?id=" + quote(str(row["id"]), safe="") if row["kind"] == "image" else None}
+
+
+    def accounts_on(self) -> bool:
+        """Accounts are required beyond loopback, and everywhere once any labeler has a token."""
+        return self.accounts_always or self.project.store.has_credentials()
+
+    def principal(self, headers: dict[str, str]) -> tuple[str, str] | None:
+        """``(labeler, role)`` signed in by the request's token or session cookie, else None."""
+        secret = request_secret(headers)
+        return None if secret is None else self.project.store.authenticate(secret)
+
+    def actor(self, request: Request, claimed: Any, *, role: str = "labeler") -> str:
+        """Who does a write: the labeler the request names (``claimed``), checked.
+
+        With accounts on, the request must be signed in (else :class:`NotSignedInError`, 401), name
+        no one else (the signed-in labeler is used when it names no one) and hold ``role`` or a
+        stronger one (else :class:`ForbiddenError`, 403). The store's pseudo-labelers (``GTX``,
+        ``import``) and non-human labelers never vote or review; unknown ids are refused (403).
+        """
+        claimed = "" if claimed is None else str(claimed)[:300]
+        if self.accounts_on():
+            me = self.principal({k.lower(): v for k, v in request.headers.items()})
+            if me is None:
+                raise NotSignedInError("sign in first: open the one-time login link `labelsieve labeler DIR ID "
+                                       "--token` printed, or send the labeler's token (Authorization: Bearer TOKEN)")
+            who, has = me
+            if claimed and claimed != who:
+                raise ForbiddenError(f"signed in as {who!r}, not {claimed[:200]!r}")
+            if ROLE_RANK.get(has, -1) < ROLE_RANK[role]:
+                raise ForbiddenError(f"labeler {who!r} has the role {has!r}; this needs {role!r} "
+                                     f"(labelsieve labeler DIR {who} --role {role})")
+            claimed = who
+        if claimed in PSEUDO_LABELERS:
+            raise ForbiddenError(f"{claimed!r} is the store's own labeler id and cannot vote or review")
+        self.project.store.require_labeler(claimed, kind="human")
+        return claimed
 
 
 def get_state(request: Request) -> AppState:

@@ -28,7 +28,11 @@ for route, page in PAGES.items():
 
 @router.get("/static/{name}", include_in_schema=False)
 def static(name: str) -> FileResponse:
-    path = (STATIC / name).resolve()
-    if path.parent != STATIC or not path.is_file():
+    try:
+        path = (STATIC / name).resolve()
+        found = path.parent == STATIC and path.is_file()
+    except (OSError, ValueError):  # a NUL byte, a name too long for the file system
+        found = False
+    if not found:
         raise HTTPException(404, "no such file")
     return FileResponse(path)

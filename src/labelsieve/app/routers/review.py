@@ -5,19 +5,21 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from fastapi import APIRouter, Body, Depends, Query
+from fastapi import APIRouter, Body, Depends, Query, Request
 
 from labelsieve.app.routers.common import AppState, get_state
 from labelsieve.errors import InputError
 from labelsieve.store import queries as Q
 
 MAX_PAGE = Q.MAX_REVIEW_IDS
+MAX_INT = 2**31 - 1  # what an integer column holds in every database
 router = APIRouter()
 
 
 @router.get("/api/review")
-def review_queue(cls: str | None = Query(None, alias="class"), round: int | None = None, page: int = 0,
-                 page_size: int = Query(50, ge=1, le=MAX_PAGE),
+def review_queue(cls: str | None = Query(None, alias="class", max_length=200),
+                 round: int | None = Query(None, ge=-MAX_INT, le=MAX_INT),
+                 page: int = Query(0, le=MAX_INT), page_size: int = Query(50, ge=1, le=MAX_PAGE),
                  state: AppState = Depends(get_state)) -> dict[str, Any]:  # noqa: B008
     total, rows = Q.review_queue(state.project, cls=cls, round=round, page=page, page_size=page_size)
     items = [{**state.item_json(int(p)), "label": lab, "confidence": Q.clean(conf), "round": Q.clean(rnd)}
@@ -26,9 +28,9 @@ def review_queue(cls: str | None = Query(None, alias="class"), round: int | None
 
 
 @router.post("/api/review")
-def review(body: dict = Body(...), state: AppState = Depends(get_state)) -> dict[str, Any]:  # noqa: B008
-    reviewer = str(body.get("reviewer", ""))
-    state.project.store.require_labeler(reviewer)
+def review(request: Request, body: dict = Body(...),  # noqa: B008
+           state: AppState = Depends(get_state)) -> dict[str, Any]:  # noqa: B008
+    reviewer = state.actor(request, body.get("reviewer"), role="reviewer")
     action = body.get("action")
     if action not in Q.REVIEW_ACTIONS:
         raise InputError(f"action must be accept, reject or relabel; got {str(action)[:50]!r}")

@@ -18,6 +18,10 @@ function post(path, payload) {
   return api(path, {method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify(payload)});
 }
 function fmt(v, d) { return (v === null || v === undefined) ? "n/a" : Number(v).toFixed(d === undefined ? 3 : d); }
+// a certified quantity: "—" when there is none (null, NaN or infinite: no threshold was certified)
+function fmtCertified(v, d) {
+  return (v === null || v === undefined || !Number.isFinite(Number(v))) ? "—" : Number(v).toFixed(d === undefined ? 3 : d);
+}
 function itemView(item) {
   const box = el("div");
   if (item.kind === "image") {

@@ -29,6 +29,11 @@ function reliability(rel) {
   const t1 = svgEl("text", {x: P + W / 2 - 40, y: W + 28, "font-size": "11"}); t1.textContent = "confidence"; s.appendChild(t1);
   const t2 = svgEl("text", {x: 2, y: 20, "font-size": "11"}); t2.textContent = "acc."; s.appendChild(t2);
 }
+// a round that auto-labeled nothing certified no threshold: its bound is "—", never 0
+function roundBound(r) {
+  if (!r.n_auto_total && !r.coverage) return "—";
+  return fmtCertified(r.error_bound);
+}
 async function load() {
   const d = await api("/api/dashboard");
   const st = document.getElementById("stats"); st.replaceChildren();
@@ -42,8 +47,9 @@ async function load() {
   st.appendChild(stat("review events", d.reviews, "n-reviews"));
   st.appendChild(stat("reviewed (current)", d.by_source.review || 0, "n-reviewed"));
   table("rounds", ["run", "round", "coverage", "error bound", "human labels", "auto-labeled", "true error"],
-        d.rounds.map(r => [r.run_id, r.round, fmt(r.coverage), fmt(r.error_bound), r.human_labels, r.n_auto_total, fmt(r.auto_label_error, 4)]));
-  table("thresholds", ["class", "threshold"], Object.entries(d.thresholds).map(([c, t]) => [c, t === null ? "none (not certified)" : fmt(t, 4)]));
+        d.rounds.map(r => [r.run_id, r.round, fmt(r.coverage), roundBound(r), r.human_labels, r.n_auto_total,
+                           fmt(r.auto_label_error, 4)]));
+  table("thresholds", ["class", "threshold"], Object.entries(d.thresholds).map(([c, t]) => [c, fmtCertified(t, 4)]));
   const iv = (lo, hi) => lo === null || lo === undefined ? "—" : "[" + fmt(lo) + ", " + fmt(hi) + "]";
   table("labelers", ["labeler", "votes", "accuracy used", "95% interval", "basis", "gold items", "gold correct", "gold accuracy [95%]"],
         d.labelers.map(r => [r.labeler, r.n_votes, fmt(r.accuracy), iv(r.lower, r.upper), r.basis,
