@@ -1,0 +1,152 @@
+"""README's "A team's first day", run as written by a simulated team over the real HTTP API.
+
+    python benchmarks/first_day.py [--dataset digits] [--budget 400] [--labelers 3] [--accuracy 0.9]
+
+Steps (the README's commands, as subprocesses): ``init``, ``labeler`` (no ``--accuracy``: the
+project estimates them from the votes), ``run --project`` (queues items and stops), ``serve``
+(uvicorn on 127.0.0.1), then each simulated labeler, in its own thread, leases items with
+``POST /api/next`` and answers with ``POST /api/label`` — the true class with probability
+``--accuracy``, else a uniformly random other class — until the run's queue is done; ``run
+--project`` again (resumes; repeated while it queues more), ``export``. It prints what the run
+certified and the export's true error (the embedded data sets carry ground truth), and exits 1
+if the auto-labels' true error exceeds the run's bound.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pandas as pd
+
+CLI = [sys.executable, "-m", "labelsieve"]
+
+
+def sh(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    print("$ labelsieve " + " ".join(args), flush=True)
+    p = subprocess.run([*CLI, *args], capture_output=True, text=True)
+    tail = (p.stdout + p.stderr).strip().splitlines()[-4:]
+    for line in tail:
+        print("    " + line)
+    if check and p.returncode != 0:
+        raise SystemExit(f"command failed ({p.returncode})")
+    return p
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def labeler_loop(base: str, who: str, truth: dict[str, str], classes: list[str], accuracy: float, seed: int,
+                 counts: dict[str, int], stop: threading.Event) -> None:
+    rng = np.random.default_rng(seed)
+    headers = {"Origin": base}
+    with httpx.Client(base_url=base, headers=headers, timeout=30) as c:
+        while not stop.is_set():
+            got = c.post("/api/next", json={"labeler": who}).json()
+            if got.get("done") or got.get("item") is None:
+                return
+            item = got["item"]["id"]
+            true = truth[item]
+            if rng.random() < accuracy:
+                answer = true
+            else:
+                answer = rng.choice([k for k in classes if k != true])
+            r = c.post("/api/label", json={"labeler": who, "id": item, "label": str(answer),
+                                           "request_id": got.get("request_id") or uuid.uuid4().hex})
+            r.raise_for_status()
+            counts[who] += 1
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--dataset", default="digits")
+    ap.add_argument("--budget", type=int, default=400)
+    ap.add_argument("--labelers", type=int, default=3)
+    ap.add_argument("--accuracy", type=float, default=0.9)
+    ap.add_argument("--max-cycles", type=int, default=6)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--dir", default=None, help="work directory (default: a temporary one)")
+    args = ap.parse_args()
+
+    from labelsieve.data import load_dataset
+
+    work = Path(args.dir or tempfile.mkdtemp(prefix="first-day-"))
+    proj = work / "proj"
+    ds = load_dataset(args.dataset)
+    classes = [str(c) for c in ds.classes]
+    truth = {str(i): classes[int(y)] for i, y in zip(ds.ids, ds.y, strict=True)}
+    names = [f"ann{k}" for k in range(args.labelers)]
+    t0 = time.time()
+    sh("init", str(proj), "--dataset", args.dataset)
+    sh("labeler", str(proj), *names)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen([*CLI, "serve", str(proj), "--port", str(port)], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    counts = {n: 0 for n in names}
+    try:
+        for _ in range(100):
+            try:
+                if httpx.get(base + "/api/project", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        for cycle in range(1, args.max_cycles + 1):
+            run = sh("run", "--project", str(proj), "--budget", str(args.budget), "--seed", str(args.seed),
+                     check=False)
+            if run.returncode != 0:
+                raise SystemExit("run --project failed")
+            if "queued" not in (run.stdout + run.stderr):
+                break
+            stop = threading.Event()
+            threads = [threading.Thread(target=labeler_loop, args=(base, n, truth, classes, args.accuracy,
+                                                                   args.seed * 100 + k, counts, stop))
+                       for k, n in enumerate(names)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            print(f"  cycle {cycle}: votes so far {sum(counts.values())} {counts}", flush=True)
+        else:
+            print(f"the run still queues items after {args.max_cycles} cycles")
+    finally:
+        server.terminate()
+        server.wait(10)
+    out = work / "labels.csv"
+    sh("export", str(proj), "--format", "csv", "--out", str(out))
+    lab = pd.read_csv(out, dtype={"id": str, "label": str})
+    lab["truth"] = lab["id"].map(truth)
+    auto = lab[lab["source"] == "auto"]
+    runs = sorted((proj / "runs").glob("*/metrics.json")) if (proj / "runs").exists() else []
+    metrics = json.loads(runs[-1].read_text()) if runs else {}
+    eps = metrics.get("epsilon")
+    auto_err = float((auto["label"] != auto["truth"]).mean()) if len(auto) else None
+    human = lab[lab["source"] != "auto"]
+    print("\nfirst day:", json.dumps({
+        "dataset": args.dataset, "budget": args.budget, "labelers": args.labelers, "accuracy": args.accuracy,
+        "votes": sum(counts.values()), "exported": len(lab), "auto_labels": len(auto),
+        "auto_label_true_error": auto_err, "epsilon": eps, "guaranteed": metrics.get("guaranteed"),
+        "human_label_true_error": float((human["label"] != human["truth"]).mean()) if len(human) else None,
+        "seconds": round(time.time() - t0, 1)}, indent=2))
+    if auto_err is not None and eps is not None and auto_err > eps:
+        print(f"auto-label error {auto_err:.4f} exceeds epsilon {eps}")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
