@@ -67,7 +67,8 @@ def main() -> None:
     ap.add_argument("--embed-only", action="store_true")
     args = ap.parse_args()
 
-    from labelsieve.autolabel.audit import (
+    from labelsieve.autolabel.crowd_oracle import reference_probabilities
+    from labelsieve.experiments.noisy_audit import (
         audit_runs,
         cost_table,
         format_audit,
@@ -75,7 +76,6 @@ def main() -> None:
         summarize_audit,
         summarize_cost,
     )
-    from labelsieve.autolabel.crowd_oracle import reference_probabilities
 
     ds = embedded_rotten_tomatoes(args.n)
     if args.embed_only:

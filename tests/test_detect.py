@@ -33,10 +33,10 @@ from labelsieve.detect import (
     write_coco_gt,
     write_coco_results,
 )
-from labelsieve.detect.audit import audit_box_guarantee
 from labelsieve.detect.match import pair_iou
 from labelsieve.detect.synthetic import masks_to_boxes
 from labelsieve.errors import ParameterError
+from labelsieve.experiments.detect_audit import audit_box_guarantee
 
 
 def _dets(rows, images=((1, 100, 100),), cats=None, score=True):

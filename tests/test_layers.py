@@ -42,11 +42,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
 RANK = {p: r for r, layer in enumerate(LAYERS) for p in layer}
 
 #: (importer package, imported package) edges that break the order today, each with why.
-KNOWN_VIOLATIONS: set[tuple[str, str]] = {
-    # confidence/grid.py is an experiment harness (runs TBAL over a grid); it moves to experiments/
-    ("confidence", "autolabel"),
-    ("confidence", "labelers"),
-}
+KNOWN_VIOLATIONS: set[tuple[str, str]] = set()
 
 #: what labelsieve.guarantees may import besides itself
 GUARANTEES_ALLOWED = {"errors", "_validation"}

@@ -40,7 +40,10 @@ def register(sub: Any, bench: Any) -> None:
 def _bench(args: argparse.Namespace) -> int:
     from labelsieve._atomic import atomic_write_text
     from labelsieve._validation import check_open_unit, check_positive_int
-    from labelsieve.autolabel.audit import (
+    from labelsieve.autolabel.crowd_oracle import reference_probabilities
+    from labelsieve.data import load_dataset
+    from labelsieve.errors import ParameterError
+    from labelsieve.experiments.noisy_audit import (
         audit_runs,
         cost_table,
         format_audit,
@@ -48,9 +51,6 @@ def _bench(args: argparse.Namespace) -> int:
         summarize_audit,
         summarize_cost,
     )
-    from labelsieve.autolabel.crowd_oracle import reference_probabilities
-    from labelsieve.data import load_dataset
-    from labelsieve.errors import ParameterError
 
     owner = "bench noisy"
     check_positive_int("seeds", args.seeds, owner=owner)

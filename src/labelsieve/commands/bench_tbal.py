@@ -28,7 +28,7 @@ def _bench(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from labelsieve._atomic import atomic_write_text
-    from labelsieve.autolabel.experiments import format_summary, guarantee_runs, summarize
+    from labelsieve.experiments.tbal_seeds import format_summary, guarantee_runs, summarize
 
     scopes = ("global", "per-class") if args.scope == "both" else (args.scope,)
     runs = pd.concat(

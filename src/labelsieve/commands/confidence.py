@@ -16,7 +16,7 @@ def _csv_list(text: str) -> list[str]:
 
 
 def register(sub: Any, bench: Any) -> None:
-    from labelsieve.confidence.grid import POST_HOC, PRESETS, TRAIN_TIME
+    from labelsieve.experiments.confidence_grid import POST_HOC, PRESETS, TRAIN_TIME
 
     b = bench.add_parser(
         "confidence",
@@ -79,8 +79,8 @@ def _report(grid: Any, runs: Any, delta: float) -> tuple[Any, Any]:
 
 
 def _bench_confidence(args: argparse.Namespace) -> int:
-    from labelsieve.confidence import grid
     from labelsieve.errors import InputError
+    from labelsieve.experiments import confidence_grid as grid
 
     if args.from_runs is not None:
         runs = grid.pd.concat([grid.pd.read_csv(f) for f in args.from_runs], ignore_index=True)

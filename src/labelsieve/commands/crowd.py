@@ -112,9 +112,9 @@ def _bench_gtx(args: argparse.Namespace) -> int:
 
     from labelsieve._validation import check_positive_int
     from labelsieve.crowd._io import write_csv_atomic
-    from labelsieve.crowd.figures import plot_figure1, plot_figure2
-    from labelsieve.crowd.simulator import (
-        SETTINGS,
+    from labelsieve.crowd.simulator import SETTINGS
+    from labelsieve.experiments.gtx_figures import plot_figure1, plot_figure2
+    from labelsieve.experiments.gtx_tables import (
         simulate_table1,
         simulate_table2,
         summarize_table1,

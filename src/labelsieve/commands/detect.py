@@ -236,7 +236,7 @@ def _thresholds(args: argparse.Namespace) -> int:
 
 def _audit(args: argparse.Namespace) -> int:
     from labelsieve._atomic import atomic_write_text
-    from labelsieve.detect.audit import OVERCONFIDENT, audit_box_guarantee
+    from labelsieve.experiments.detect_audit import OVERCONFIDENT, audit_box_guarantee
 
     det = dict(OVERCONFIDENT, overconfidence=args.overconfidence)
     res = audit_box_guarantee(n_seeds=args.seeds, epsilon=args.epsilon, delta=args.delta,

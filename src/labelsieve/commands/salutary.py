@@ -102,7 +102,8 @@ def load_table(spec: str):
 
 
 def _handler(args: argparse.Namespace) -> int:
-    from labelsieve.active.protocol import (
+    from labelsieve.errors import ParameterError
+    from labelsieve.experiments.salutary_protocol import (
         PAPER_TABLE1,
         PAPER_TABLE2,
         PROTOCOL_STRATEGIES,
@@ -115,7 +116,6 @@ def _handler(args: argparse.Namespace) -> int:
         split_data,
         summarize,
     )
-    from labelsieve.errors import ParameterError
 
     strategies = PROTOCOL_STRATEGIES
     if args.strategies:

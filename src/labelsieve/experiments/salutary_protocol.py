@@ -261,11 +261,10 @@ def plot_rounds(results, path: str, *, title: str = "") -> None:
 
     import matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from labelsieve.experiments._figure import subplots
 
-    fig, ax = plt.subplots(figsize=(6.5, 4.2))
-    palette = iter(plt.get_cmap("tab10").colors)
+    fig, ax = subplots((6.5, 4.2))
+    palette = iter(matplotlib.colormaps["tab10"].colors)
     fixed = {"ours-sl": "black", "ours-gt": "dimgray", "ours-sl2": "darkred", "ours-gt2": "lightcoral"}
     for name, g in results.groupby("strategy", sort=False):
         stats = g.groupby("round")["test_accuracy"].agg(["mean", "std"]).fillna(0.0) * 100
@@ -282,7 +281,6 @@ def plot_rounds(results, path: str, *, title: str = "") -> None:
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=120)
-    plt.close(fig)
     atomic_write_bytes(path, buf.getvalue())
 
 

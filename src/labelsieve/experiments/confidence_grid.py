@@ -33,6 +33,7 @@ from labelsieve._atomic import atomic_write_path
 from labelsieve.confidence import CONFIDENCE_FUNCTIONS, make_confidence
 from labelsieve.confidence.base import MaxSoftmax
 from labelsieve.errors import InputError, NotEnoughDataError
+from labelsieve.experiments._figure import subplots
 from labelsieve.models.base import Scores
 
 logger = logging.getLogger(__name__)
@@ -401,13 +402,8 @@ def save_csv(df: pd.DataFrame, path: Path) -> None:
 
 def plot_coverage_vs_epsilon(summary: pd.DataFrame, path: Path, *, train_time: str = "ce") -> None:
     """Mean coverage (± sd band) against ε, one line per post-hoc method."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     part = summary[summary["train_time"] == train_time]
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = subplots((6, 4))
     for p, d in part.groupby("post_hoc", sort=False):
         d = d.sort_values("epsilon")
         ax.plot(100 * d["epsilon"], 100 * d["coverage_mean"], marker="o", label=p)
@@ -422,7 +418,6 @@ def plot_coverage_vs_epsilon(summary: pd.DataFrame, path: Path, *, train_time: s
     ax.legend(fontsize=8)
     fig.tight_layout()
     atomic_write_path(path, lambda tmp: fig.savefig(tmp, dpi=120, format="png"), suffix=".png")
-    plt.close(fig)
 
 
 def one_round_scores(
@@ -444,7 +439,7 @@ def one_round_scores(
 
     Returns pool confidences, whether each pool prediction is correct, the threshold and coverage.
     """
-    from labelsieve.autolabel.certify import certify_thresholds
+    from labelsieve.guarantees import certify_thresholds
     from labelsieve.models import MLPClassifier
 
     rng = np.random.default_rng(seed)
@@ -483,13 +478,9 @@ def one_round_scores(
 def plot_score_density(rounds: Sequence[dict[str, Any]], path: Path, *, title: str = "") -> None:
     """Density of pool scores for correct vs incorrect predictions, auto-labeling region shaded,
     one panel per confidence function (the slides' figure)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from scipy.stats import gaussian_kde
 
-    fig, axes = plt.subplots(1, len(rounds), figsize=(4.2 * len(rounds), 3.4), squeeze=False)
+    fig, axes = subplots((4.2 * len(rounds), 3.4), 1, len(rounds), squeeze=False)
     for ax, r in zip(axes[0], rounds):
         c, ok = r["confidence"], r["correct"]
         lo, hi = float(c.min()), float(c.max())
@@ -512,4 +503,3 @@ def plot_score_density(rounds: Sequence[dict[str, Any]], path: Path, *, title: s
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     atomic_write_path(path, lambda tmp: fig.savefig(tmp, dpi=120, format="png"), suffix=".png")
-    plt.close(fig)

@@ -1,4 +1,4 @@
-"""Figures 1 and 2 of the GTX paper from our simulation results (matplotlib Agg, atomic PNG writes)."""
+"""Figures 1 and 2 of the GTX paper from our simulation results (standalone Agg figures, atomic PNG writes)."""
 
 from __future__ import annotations
 
@@ -9,26 +9,18 @@ import pandas as pd
 
 from labelsieve._atomic import atomic_write
 from labelsieve.crowd.simulator import METHODS
+from labelsieve.experiments._figure import subplots
 
 _COLORS = {"MV": "tab:blue", "WMV": "tab:orange", "SV": "tab:green", "GTX": "tab:red"}
 
 
 def _save(fig, path: str | Path) -> Path:  # type: ignore[no-untyped-def]
-    import matplotlib.pyplot as plt
-
-    out = atomic_write(path, lambda fh: fig.savefig(fh, format="png", dpi=120, bbox_inches="tight"), binary=True)
-    plt.close(fig)
-    return out
+    return atomic_write(path, lambda fh: fig.savefig(fh, format="png", dpi=120, bbox_inches="tight"), binary=True)
 
 
 def plot_figure1(raw: pd.DataFrame, path: str | Path, *, title: str = "more accurate labelers") -> Path:
     """Error rate against labels per example: every trial (dots) and the mean per k or tau (line)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4), constrained_layout=True)
+    fig, ax = subplots((6, 4), constrained_layout=True)
     for method in METHODS:
         sub = raw[raw["method"] == method]
         ax.scatter(sub["avg_k"], 100 * sub["error"], s=4, alpha=0.15, color=_COLORS[method])
@@ -47,13 +39,7 @@ def plot_figure2(traces: dict[str, dict[str, np.ndarray]], path: str | Path, *, 
 
     ``traces``: setting -> method -> array (repeats, 2, budget) from ``simulate_table2``.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(len(traces), 2, figsize=(10, 3.8 * len(traces)), squeeze=False,
-                             constrained_layout=True)
+    fig, axes = subplots((10, 3.8 * len(traces)), len(traces), 2, squeeze=False, constrained_layout=True)
     for row, (setting, by_method) in enumerate(traces.items()):
         for method, arr in by_method.items():
             x = np.arange(1, arr.shape[2] + 1)
