@@ -35,7 +35,7 @@ CLI = [sys.executable, "-m", "labelsieve"]
 
 def sh(*args: str, check: bool = True) -> subprocess.CompletedProcess:
     print("$ labelsieve " + " ".join(args), flush=True)
-    p = subprocess.run([*CLI, *args], capture_output=True, text=True)
+    p = subprocess.run([*CLI, *args], check=False, capture_output=True, text=True)
     tail = (p.stdout + p.stderr).strip().splitlines()[-4:]
     for line in tail:
         print("    " + line)
