@@ -11,11 +11,12 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from labelsieve.autolabel import rundir
 from labelsieve.autolabel.crowd_oracle import CrowdOracle
 from labelsieve.autolabel.noisy import expected_wrong_labels
 from labelsieve.cli import main
 from labelsieve.data import load_dataset
+from labelsieve.runs import directory as rundir
+from labelsieve.runs.project import find_or_create_run
 from labelsieve.store.project import (
     BASIS_AUTO,
     BASIS_EXPERT,
@@ -26,7 +27,6 @@ from labelsieve.store.project import (
     init_project,
     wrong_label_summary,
 )
-from labelsieve.store.runs import find_or_create_run
 
 CROWD = ["run", "--dataset", "breast-cancer", "--oracle", "crowd", "--budget", "300", "--rounds", "2",
          "--epsilon", "0.1", "--delta", "0.1", "--seed", "4", "--gold-size", "60", "--crowd-accuracy", "0.8,1.0",

@@ -10,10 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from labelsieve.autolabel import rundir
 from labelsieve.autolabel.oracles import RecordingOracle
 from labelsieve.cli import main
 from labelsieve.data import load_dataset
+from labelsieve.runs import directory as rundir
 
 BASE = ["run", "--epsilon", "0.1", "--delta", "0.1", "--seed", "3", "--no-progress"]
 

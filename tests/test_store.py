@@ -191,9 +191,9 @@ def test_store_oracle_reports_app_posteriors_and_project_runs_use_them(tmp_path:
     """Labels the web app aggregated from votes carry their GTX posterior into the guarantee; expert
     labels count as certain. A project run hands exactly these posteriors to the noise-aware certifier
     (not ones: dropping them would certify against crowd labels as if they were true)."""
-    from labelsieve.autolabel.rundir import RunConfig
     from labelsieve.guarantees import noisy
-    from labelsieve.store.runs import StoreOracle, run_project
+    from labelsieve.runs.directory import RunConfig
+    from labelsieve.runs.project import StoreOracle, run_project
 
     ds = load_dataset("breast-cancer")
     p = init_project(tmp_path / "bc", ds)

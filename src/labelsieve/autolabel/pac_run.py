@@ -148,4 +148,18 @@ def finish_dataset_guarantee(result: Any, dataset: Any, oracle: Any, spec: Any) 
         m["dataset_error"] = float((out["code"].to_numpy()[known] != truth[known]).mean()) if known.any() else None
         auto = (out["source"] == "auto").to_numpy() & known
         m["auto_label_error"] = float((out["code"].to_numpy()[auto] != truth[auto]).mean()) if auto.any() else None
-    return dataclasses.replace(result, labels=out, metrics=m)
+    y_known = np.asarray(dataset.y)[rest] if getattr(dataset, "has_truth", False) else None
+    auto_rest = lab.auto_mask_
+    pac_row = {  # the PAC step as one more row of the run's history (history.csv, rounds.png, the store)
+        "round": last_round + 1, "n_auto_round": n_auto, "n_auto_total": n_auto, "coverage": n_auto / n,
+        "auto_label_error": (float((pred[auto_rest] != y_known[auto_rest]).mean())
+                             if y_known is not None and auto_rest.any() and (y_known[auto_rest] >= 0).all()
+                             else np.nan),
+        "error_bound": float(cert.error_bound), "human_labels": human_total,
+        "n_queried": int(lab.audited_mask_.sum()) + int(lab.routed_mask_.sum()), "n_validation_active": 0,
+        "delta_round": float(spec.delta), "thresholds": [float(1.0 - cert.threshold)] if np.isfinite(cert.threshold)
+        else [], "reasons": {} if cert.guaranteed else {"global": "PAC: no threshold certified; all routed"},
+        "guarantee": GUARANTEE_DATASET,
+    }
+    hist = pd.concat([result.history, pd.DataFrame([pac_row])], ignore_index=True)
+    return dataclasses.replace(result, labels=out, metrics=m, history=hist)

@@ -6,13 +6,6 @@ import argparse
 import sys
 from typing import Any
 
-from labelsieve._registry import LazyChoices
-
-
-def _bounds() -> tuple[str, ...]:
-    from labelsieve.guarantees import bound_choices
-    return bound_choices()
-
 
 def register(sub: Any, bench: Any) -> None:
     p = sub.add_parser("init", help="create a labeling project (a store with provenance) from a data set")
@@ -52,21 +45,11 @@ def register(sub: Any, bench: Any) -> None:
 
     p = sub.add_parser("project-run", help="auto-label a project's pool (TBAL); resumes a killed or waiting run")
     p.add_argument("dir")
-    p.add_argument("--oracle", choices=["simulated", "app"], default="app",
-                   help="app: human labels from the web app (queues items, stops, resume later); simulated: truth")
-    p.add_argument("--epsilon", type=float, default=0.05)
-    p.add_argument("--delta", type=float, default=0.05)
-    p.add_argument("--budget", type=int, default=400)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--noise", type=float, default=0.0)
-    p.add_argument("--scope", choices=["global", "per-class"], default="global")
-    p.add_argument("--model", choices=["logreg", "mlp"], default="logreg")
-    p.add_argument("--strategy", choices=["random", "margin", "entropy", "least-confidence", "margin-random"],
-                   default="margin-random")
-    p.add_argument("--bound", choices=LazyChoices(_bounds), default="clopper-pearson")
-    p.add_argument("--rounds", type=int, default=5)
-    p.add_argument("--val-fraction", type=float, default=0.4)
-    p.add_argument("--delta-schedule", choices=["last", "geometric", "uniform"], default="last")
+    from labelsieve.engine import add_engine_arguments
+    from labelsieve.runs.spec import add_spec_arguments
+
+    add_spec_arguments(p)  # the same flags as `labelsieve run`; those a project cannot honour are refused
+    add_engine_arguments(p)
     p.add_argument("--new", action="store_true", help="run again even if a run with this configuration completed")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_project_run)
@@ -149,22 +132,36 @@ def _labeler(args: argparse.Namespace) -> int:
 
 
 def _project_run(args: argparse.Namespace) -> int:
-    from labelsieve.autolabel.rundir import RunConfig, summary_table
-    from labelsieve.store.project import Project
-    from labelsieve.store.runs import AwaitingLabels, run_project
+    from labelsieve.runs.spec import PROJECT, check_sink, given
 
-    cfg = RunConfig(dataset="project", epsilon=args.epsilon, delta=args.delta, budget=args.budget, seed=args.seed,
-                    oracle=args.oracle, noise=args.noise, scope=args.scope, model=args.model, strategy=args.strategy,
-                    bound=args.bound, rounds=args.rounds, val_fraction=args.val_fraction,
-                    delta_schedule=args.delta_schedule)
-    project = Project(args.dir)
+    values = given(args)
+    check_sink(values, PROJECT)
+    return run_spec_on_project(args.dir, values, args)
+
+
+def run_spec_on_project(project_dir: str, values: dict[str, Any], args: argparse.Namespace) -> int:
+    """The one project path of ``labelsieve run --project`` and ``project-run``: every flag in
+    ``values`` reaches the run (``check_sink`` has refused those a project cannot honour)."""
+    from labelsieve.autolabel.oracles import AwaitingAnswers
+    from labelsieve.engine import engine_from_args
+    from labelsieve.runs.directory import RunConfig, summary_table
+    from labelsieve.runs.preflight import budget_preflight
+    from labelsieve.runs.project import run_project
+    from labelsieve.store.project import Project
+
+    cfg = RunConfig(**{"oracle": "app", **values, "dataset": "project"})  # a project's humans answer in the app
+    project = Project(project_dir)
+    pre = budget_preflight(cfg, project.store.n_items(), len(project.classes),
+                           needs_calibration=cfg.confidence not in ("softmax",))
+    print(f"before spending: {pre.message}", file=sys.stderr)
     try:
-        run_id, result = run_project(project, cfg, progress=not args.no_progress, new=args.new)
-    except AwaitingLabels as wait:
+        run_id, result = run_project(project, cfg, progress=not args.no_progress, new=args.new,
+                                     engine=engine_from_args(args))
+    except AwaitingAnswers as wait:
         print(f"waiting for human labels: {wait}")
         return 0
     print(summary_table(result))
-    print(f"\nrun {run_id} committed to {args.dir}; export with `labelsieve export {args.dir} --out labels.csv`")
+    print(f"\nrun {run_id} committed to {project_dir}; export with `labelsieve export {project_dir} --out labels.csv`")
     return 0
 
 

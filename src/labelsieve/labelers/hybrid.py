@@ -3,7 +3,7 @@
 1. Auto-label every item whose confidence clears the threshold (of its predicted class).
 2. Route the lowest-confidence items to humans: ``human_fraction`` of the pool (5-10% in the
    guide) or a ``budget``. Humans answer through any oracle: a simulated one, a CSV round trip,
-   or a project's :class:`~labelsieve.store.runs.StoreOracle` (the review queue of the web app).
+   or a project's :class:`~labelsieve.runs.project.StoreOracle` (the review queue of the web app).
 3. Union: human labels win; auto-labels fill the rest; items below threshold and not routed
    stay unlabeled.
 4. Train a downstream classifier on the union and compare it with one trained on human labels

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import asdict
 from typing import Any
 
 import numpy as np
@@ -24,7 +23,8 @@ import pandas as pd
 import sqlalchemy as sa
 
 from labelsieve.autolabel.oracles import AwaitingAnswers, SimulatedOracle
-from labelsieve.autolabel.rundir import RunConfig, build_tbal
+from labelsieve.runs.directory import RunConfig, _check_config, build_tbal
+from labelsieve.runs.spec import spec_json
 from labelsieve.autolabel.tbal import TBALResult
 from labelsieve.errors import InputError, LabelsieveError
 from labelsieve.store import schema as S
@@ -143,7 +143,7 @@ class StoreOracle:
 
 
 def _config_json(cfg: RunConfig) -> str:
-    return json.dumps(asdict(cfg), sort_keys=True)
+    return spec_json(cfg, sort_keys=True)
 
 
 def find_or_create_run(project: Project, cfg: RunConfig, *, new: bool = False) -> tuple[int, int]:
@@ -170,8 +170,8 @@ def find_or_create_run(project: Project, cfg: RunConfig, *, new: bool = False) -
         return int(rid), -1
 
 
-def run_project(project: Project, cfg: RunConfig, *, progress: bool = False, new: bool = False
-                ) -> tuple[int, TBALResult]:
+def run_project(project: Project, cfg: RunConfig, *, progress: bool = False, new: bool = False,
+                engine: Any = None) -> tuple[int, TBALResult]:
     """Run or resume TBAL on ``project``; returns ``(run_id, result)``.
 
     Raises :class:`AwaitingLabels` when the app oracle needs human labels first.
@@ -186,7 +186,9 @@ def run_project(project: Project, cfg: RunConfig, *, progress: bool = False, new
         from labelsieve.autolabel.noisy import NoiseAwareCertifier
 
         tbal.certifier = NoiseAwareCertifier()
+    tbal.engine = engine
     tbal._plan(len(dataset))  # validate every parameter before anything is written
+    _check_config(cfg)
     inner = None
     if cfg.oracle == "simulated":
         if not dataset.has_truth:
@@ -201,6 +203,10 @@ def run_project(project: Project, cfg: RunConfig, *, progress: bool = False, new
             st.add_labeler(name, kind=kind, name=name)
     oracle = StoreOracle(project, run_id, inner)
     result = tbal.run(dataset, oracle)
+    if cfg.guarantee == "dataset":  # audit and routed items are asked through the store: queued for the app
+        from labelsieve.autolabel.pac_run import finish_dataset_guarantee
+
+        result = finish_dataset_guarantee(result, dataset, oracle, cfg)
     commit_rounds(project, run_id, result, model=model_name)
     return run_id, result
 

@@ -33,14 +33,14 @@ import json
 import math
 import shutil
 import tempfile
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from labelsieve._validation import check_interval, check_positive_int
+from labelsieve._validation import check_interval, check_option, check_positive_int
 from labelsieve.autolabel.oracles import (
     AwaitingAnswers,
     FileOracle,
@@ -50,63 +50,20 @@ from labelsieve.autolabel.oracles import (
 )
 from labelsieve.autolabel.tbal import TBAL, TBALResult
 from labelsieve.errors import InputError
+from labelsieve.runs.spec import RunSpec, spec_json
 
 LABEL_COLUMNS = ["id", "label", "source", "role", "confidence", "threshold", "round", "p_wrong", "p_wrong_basis"]
 ORACLE_KINDS = ("simulated", "file", "crowd")
 #: ``p_wrong_basis`` values
 BASIS_AUTO = "epsilon: guaranteed bound on the auto-label error rate"
 BASIS_AUTO_HEURISTIC = "epsilon: target of a heuristic bound (no guarantee)"
+BASIS_DATASET = "epsilon: guaranteed bound on the share of wrong labels among all labels (PAC)"
 BASIS_CROWD = "1 - conservative GTX posterior"
 BASIS_EXPERT = "expert label, assumed correct"
 BASIS_NOISE = "simulated oracle's noise rate"
 
 
-@dataclass(frozen=True)
-class RunConfig:
-    """Everything that defines a run (what ``labelsieve run`` takes)."""
-
-    dataset: str
-    epsilon: float = 0.05
-    delta: float = 0.05
-    budget: int = 400
-    seed: int = 0
-    oracle: str = "simulated"
-    noise: float = 0.0
-    scope: str = "global"
-    model: str = "logreg"
-    strategy: str = "margin-random"
-    bound: str = "clopper-pearson"
-    rounds: int = 5
-    val_fraction: float = 0.4
-    delta_schedule: str = "last"
-    label_column: str = "label"
-    id_column: str = "id"
-    classes: str | None = None  # comma-separated class names (needed for a pool without labels)
-    labeler: str | None = None  # minilm | hashing | clip:PATH: TBAL on the labeler's embeddings
-    text_column: str = "text"
-    # --oracle crowd (simulated labelers aggregated by GTX; ignored by the other oracles)
-    crowd_accuracy: str = "0.6,0.9"
-    crowd_table: str | None = None
-    n_workers: int = 10
-    crowd_strategy: str = "threshold"
-    tau: float = 0.999
-    kappa: int = 7
-    answers_per_item: float = 3.0
-    gold_size: int = 200
-    delta_accuracy: float = 0.01
-    difficulty: float = 0.75
-    expert_cost: float = 10.0
-    crowd_cost: float = 1.0
-    compare_expert: bool = True
-
-    @classmethod
-    def from_json(cls, path: Path) -> RunConfig:
-        try:
-            data = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise InputError(f"{path}: cannot read the run configuration ({exc})") from None
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+RunConfig = RunSpec  # the name earlier code and tests use
 
 
 def tbal_delta(cfg: RunConfig) -> float:
@@ -138,8 +95,14 @@ def build_tbal(cfg: RunConfig, n_classes: int, *, progress: bool) -> TBAL:
         model: Any = FewShotHead(n_classes=n_classes)
     else:
         model = make_model(cfg.model, n_classes=n_classes, random_state=cfg.seed)
+    confidence = None
+    if cfg.confidence != "softmax":  # softmax is TBAL's own default (MaxSoftmax)
+        from labelsieve.confidence import make_confidence
+
+        confidence = make_confidence(cfg.confidence, random_state=cfg.seed)
     return TBAL(
         model=model,
+        confidence=confidence,
         epsilon=cfg.epsilon,
         delta=tbal_delta(cfg),
         budget=cfg.budget,
@@ -303,7 +266,7 @@ def run_in_directory(
     created = not cfg_path.exists()
     out.mkdir(parents=True, exist_ok=True)
     if created:
-        atomic_write_text(cfg_path, json.dumps(asdict(cfg), indent=2) + "\n")
+        atomic_write_text(cfg_path, spec_json(cfg, indent=2) + "\n")
     try:
         return _run_and_write(cfg, out, tbal, dataset, inner)
     except AwaitingAnswers:
@@ -321,6 +284,11 @@ def _check_config(cfg: RunConfig) -> None:
     """Checks the TBAL object does not do itself (it never sees the oracle or the seed's use here)."""
     check_interval("noise", cfg.noise, owner="labelsieve run", low=0.0, high=1.0, closed="left")
     check_positive_int("seed", cfg.seed, owner="labelsieve run", minimum=0)
+    check_option("guarantee", cfg.guarantee, owner="labelsieve run", options=("subset", "dataset"))
+    if cfg.guarantee == "dataset":
+        check_positive_int("audit", cfg.audit, owner="labelsieve run")
+        check_option("audit_prior", cfg.audit_prior, owner="labelsieve run", options=("uniform", "uncertainty"))
+        check_option("pac_bound", cfg.pac_bound, owner="labelsieve run", options=("betting", "clt"))
 
 
 def _require_truth(dataset: Any, cfg: RunConfig) -> None:
@@ -340,6 +308,10 @@ def _run_and_write(cfg: RunConfig, out: Path, tbal: TBAL, dataset: Any, inner: A
     rec = CrowdRecordingOracle if cfg.oracle == "crowd" else RecordingOracle
     oracle = rec(inner, out / "state" / "answers.csv")
     result = tbal.run(dataset, oracle)
+    if cfg.guarantee == "dataset":
+        from labelsieve.autolabel.pac_run import finish_dataset_guarantee
+
+        result = finish_dataset_guarantee(result, dataset, oracle, cfg)
     add_provenance(result, cfg, inner)
     if cfg.oracle == "simulated" and cfg.noise > 0 and result.metrics["guaranteed"]:
         result.metrics["bound_statement"] += (
@@ -387,6 +359,8 @@ def add_provenance(result: TBALResult, cfg: RunConfig, oracle: Any) -> None:
     basis = np.empty(len(labels), dtype=object)
     p[auto] = m["epsilon"]
     basis[auto] = BASIS_AUTO if m["guaranteed"] else BASIS_AUTO_HEURISTIC
+    if m.get("guarantee") == "dataset":
+        basis[auto] = BASIS_DATASET if m["guaranteed"] else BASIS_AUTO_HEURISTIC
     hp, hb = human_p_wrong(cfg, oracle, labels["id"].to_numpy()[~auto])
     p[~auto], basis[~auto] = np.clip(hp, 0.0, 1.0), hb
     labels["p_wrong"] = p
@@ -490,7 +464,8 @@ def write_outputs(result: TBALResult, out: Path) -> None:
 
     staging = Path(tempfile.mkdtemp(dir=out, prefix=".staging-"))
     try:
-        labels = result.labels[LABEL_COLUMNS]
+        labels = result.labels.assign(guarantee=result.metrics.get("guarantee", "subset"))[
+            [*LABEL_COLUMNS, "guarantee"]]
         labels.to_csv(staging / "labels.csv", index=False)
         labels.to_parquet(staging / "labels.parquet", index=False)
         hist = result.history.copy()
