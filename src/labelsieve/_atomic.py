@@ -28,7 +28,8 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[Any]], object
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
         os.chmod(tmp, 0o666 & ~_umask())
-        with os.fdopen(fd, "wb" if binary else "w", **({} if binary else {"newline": "", "encoding": "utf-8"})) as fh:
+        fh: IO[Any] = os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", newline="", encoding="utf-8")
+        with fh:
             write(fh)
         os.replace(tmp, target)
     except BaseException:

@@ -144,6 +144,8 @@ class LazyHelp(str):
     'names: a'
     """
 
+    _make: Callable[[], str]
+
     def __new__(cls, make: Callable[[], str]) -> Self:
         self = super().__new__(cls, "(computed when shown)")
         self._make = make

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Collection
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -54,8 +54,11 @@ def check_positive_int(name: str, value: int, *, owner: str, minimum: int = 1) -
     return int(value)
 
 
-def check_option(name: str, value: str, *, owner: str, options: Collection[str]) -> str:
-    """Check ``value`` is one of ``options``."""
+_Option = TypeVar("_Option", str, bool)
+
+
+def check_option(name: str, value: _Option, *, owner: str, options: Collection[_Option]) -> _Option:
+    """Check ``value`` is one of ``options`` (names, or ``(True, False)`` for a flag)."""
     if value not in options:
         raise _fail(name, owner, "one of " + ", ".join(repr(o) for o in sorted(options)), value)
     return value

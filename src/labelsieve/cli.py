@@ -28,7 +28,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     bench_parser = sub.add_parser("bench", help="paper experiments and speed benchmarks")
     bench = bench_parser.add_subparsers(dest="bench_command", metavar="EXPERIMENT")
-    bench_parser.set_defaults(func=lambda a: bench_parser.print_help() or 2)
+
+    def bench_help(a: argparse.Namespace) -> int:
+        bench_parser.print_help()
+        return 2
+
+    bench_parser.set_defaults(func=bench_help)
 
     from labelsieve import commands
 

@@ -49,7 +49,7 @@ def salutary_select(
     >>> pos.tolist(), lab.tolist()
     ([1, 0], [0, 1])
     """
-    n = loss_decrease.shape[0]
+    n = int(loss_decrease.shape[0])
     check_positive_int("b", b, owner="salutary_select")
     if b > n:
         raise ParameterError(f"The 'b' parameter of salutary_select must be <= the pool size {n}. Got {b} instead.")

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from scipy import special, stats
@@ -48,7 +48,7 @@ def reference_probabilities(dataset: Dataset, *, random_state: int | None = 0) -
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    if not dataset.has_truth or (dataset.y == UNLABELED).any():
+    if not dataset.has_truth or dataset.y is None or (dataset.y == UNLABELED).any():
         raise InputError(f"dataset '{dataset.name}' lacks ground truth for some items; cannot simulate labelers.")
     clf = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=500))
     cv = StratifiedKFold(5, shuffle=True, random_state=random_state)
@@ -188,7 +188,7 @@ class CrowdOracle:
             return
         owner = "CrowdOracle"
         ds = self.dataset
-        if not ds.has_truth or (ds.y == UNLABELED).any():
+        if not ds.has_truth or ds.y is None or (ds.y == UNLABELED).any():
             raise InputError(f"dataset '{ds.name}' lacks ground truth for some items; a simulated crowd cannot answer.")
         check_option("strategy", self.strategy, owner=owner, options=STRATEGIES)
         check_option("confusion", self.confusion, owner=owner, options=CONFUSIONS)
@@ -320,9 +320,10 @@ class CrowdOracle:
         col.add_items(range(len(pos)))
         n_lab = np.zeros(len(pos), dtype=np.int64)
         while (t := col.next_item()) is not None:  # one label per step: the live protocol
-            c = n_lab[t]
-            col.add_label(t, int(order[t, c]), int(ans[t, c]))
-            n_lab[t] += 1
+            i = cast(int, t)  # the items were added as range(len(pos))
+            c = n_lab[i]
+            col.add_label(i, int(order[i, c]), int(ans[i, c]))
+            n_lab[i] += 1
         return n_lab
 
     # ------------------------------------------------------------------ the Oracle protocol
@@ -381,6 +382,7 @@ class CrowdOracle:
         self._setup()
         asked = self.label_ != UNLABELED
         y = self.dataset.y
+        assert y is not None, "_setup checked the dataset has ground truth"
         return {
             "items_asked": int(asked.sum()),
             "answers_spent": self.answers_spent,

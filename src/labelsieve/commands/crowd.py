@@ -6,8 +6,12 @@ import argparse
 import logging
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 from labelsieve._registry import LazyChoices
+
+if TYPE_CHECKING:
+    from labelsieve.crowd._base import AdditiveAggregator, Aggregator
 
 logger = logging.getLogger(__name__)
 
@@ -91,7 +95,9 @@ def _aggregate(args: argparse.Namespace) -> int:
         if len(unknown):
             logger.warning("%d worker(s) without accuracy (%s); unknown_worker=%s", len(unknown),
                            ", ".join(map(str, unknown[:5])), args.unknown_worker)
-        agg = agg_cls(accuracies=accuracies, classes=list(table.classes), unknown_worker=args.unknown_worker)
+        acc_cls = cast("type[AdditiveAggregator]", agg_cls)  # only additive aggregators set uses_accuracies
+        agg: Aggregator = acc_cls(accuracies=accuracies, classes=list(table.classes),
+                                  unknown_worker=args.unknown_worker)
     else:
         if accuracies is not None:
             logger.warning("--method %s does not use labeler accuracies; --gold/--accuracies ignored", args.method)

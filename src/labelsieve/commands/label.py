@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -70,7 +71,7 @@ def register(sub: Any, bench: Any) -> None:
     p.set_defaults(func=_label)
 
 
-def _read_classes(args: argparse.Namespace) -> tuple[list[str] | None, dict[str, list[str]] | None]:
+def _read_classes(args: argparse.Namespace) -> tuple[list[str] | None, dict[str, Sequence[str]] | None]:
     import json
 
     from labelsieve.errors import InputError
@@ -90,7 +91,7 @@ def _read_classes(args: argparse.Namespace) -> tuple[list[str] | None, dict[str,
         except json.JSONDecodeError as exc:
             raise InputError(f"{path}: invalid JSON at line {exc.lineno}: {exc.msg}.") from exc
         classes = list(check_classes(list(obj), owner=str(path)))
-        prompts = {str(k): ([v] if isinstance(v, str) else list(v)) for k, v in obj.items()}
+        prompts: dict[str, Sequence[str]] = {str(k): ([v] if isinstance(v, str) else list(v)) for k, v in obj.items()}
         return classes, prompts
     lines = [ln.strip() for ln in text.splitlines()]
     while lines and not lines[-1]:
@@ -110,6 +111,7 @@ def _label(args: argparse.Namespace) -> int:
     from labelsieve.labelers import FewShotLabeler, ZeroShotLabeler, load_scores, sample_per_class
     from labelsieve.labelers.fewshot import encoder_from_spec
     from labelsieve.metrics import accuracy, precision_recall_f1
+    from labelsieve.models.base import Scores
 
     classes, prompts = _read_classes(args)
     ds = load_pool(args.dataset, split=args.split, n=args.n, classes=classes, text_column=args.text_column,
@@ -147,7 +149,7 @@ def _label(args: argparse.Namespace) -> int:
                       "progress": not args.no_progress}
         items = list(ds.raw)
         if args.few_shot:
-            if not ds.has_truth:
+            if not ds.has_truth or ds.y is None:
                 raise InputError("--few-shot K takes K human labels per class from the data's 'label' column; it has none.")
             human[sample_per_class(ds.y, args.few_shot, random_state=args.seed)] = True
             lab: Any = FewShotLabeler(encoder, **common).fit([items[i] for i in np.flatnonzero(human)],
@@ -169,6 +171,7 @@ def _label(args: argparse.Namespace) -> int:
             column[:] = list(zip(ids, items, strict=True))  # ids key the labeler's embedding cache
             bs = args.block_size or max(args.batch_size * 16, 1)
             sc = engine.score(PairScorer(lab), ArraySource({"item": column}), column="item", block_size=bs)
+            assert isinstance(sc, Scores), "scores come back in memory when no out= is given"
             pred, conf = sc.predicted.astype(np.int64), sc.probs.max(axis=1)
             info["engine"] = "ray"
         else:
@@ -181,12 +184,12 @@ def _label(args: argparse.Namespace) -> int:
                 start = stop
         name = spec.split(":")[0].lower()
         source = np.full(len(ds), f"{kind}:{name}", dtype=object)
-        if human.any():
+        if human.any() and ds.y is not None:  # human labels exist only with --few-shot, which needs truth
             pred[human], conf[human], source[human] = ds.y[human], 1.0, "human"
 
     labels = pd.DataFrame({"id": ids, "label": np.asarray(ds.classes, dtype=object)[pred],
                            "confidence": np.round(conf, 6), "source": source})
-    if ds.has_truth:
+    if ds.has_truth and ds.y is not None:
         ev = (ds.y >= 0) & ~human
         prf = precision_recall_f1(ds.y[ev], pred[ev], K)
         info.update(n_evaluated=int(ev.sum()), n_human=int(human.sum()),

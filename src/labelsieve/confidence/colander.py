@@ -283,7 +283,7 @@ class Colander:
         n_threads = torch.get_num_threads()
         torch.set_num_threads(1)  # a tiny MLP: one thread is fastest and does not fight other work
         try:
-            best = None
+            best: tuple[Any, dict[str, Any]] | None = None
             for params in candidates:
                 trial = copy.copy(self)
                 for key, value in params.items():
@@ -294,6 +294,7 @@ class Colander:
                     best = (trial, params)
         finally:
             torch.set_num_threads(n_threads)
+        assert best is not None, "the search grid has at least one candidate"
         trial, self.best_params_ = best
         for attr in ("net_", "thresholds_", "best_epoch_", "selection_coverage_", "history_"):
             setattr(self, attr, getattr(trial, attr))

@@ -209,7 +209,7 @@ def one_coin_em(
     log_prior = np.full(n_classes, -np.log(n_classes))
     has_gold = None if gold is None else np.asarray(gold) >= 0
     post = np.empty((n_tasks, n_classes))
-    correct = np.zeros(n_workers)
+    correct: np.ndarray = np.zeros(n_workers)
     for _ in range(max_iter):
         post = gtx_posterior(task, label, np.clip(acc[worker], 1e-9, 1 - 1e-9), log_prior, n_tasks)
         if has_gold is not None and has_gold.any():

@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -208,7 +209,7 @@ def uncertainty_trace(
     truth = crowd.truth
     p_true = p0[np.arange(truth.size), truth].copy()
     wrong = (p0.argmax(axis=1) != truth).astype(np.int64)
-    state = {"err": int(wrong.sum()), "mae": float(np.sum(1 - p_true)), "step": 0}
+    state: dict[str, Any] = {"err": int(wrong.sum()), "mae": float(np.sum(1 - p_true)), "step": 0}
     err = np.empty(budget)
     mae = np.empty(budget)
 

@@ -10,6 +10,7 @@ probability >= 1 - delta), evaluate COCO AP (:func:`coco_evaluate`), export COCO
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -95,7 +96,7 @@ def load_detections(
         else:
             raise InputError(f"{path}: YOLO labels need image sizes: pass the image folder or a COCO/Detections "
                              "file listing the images (--images).")
-        cats = classes
+        cats: Mapping[int, str] | Sequence[str] | None
         if isinstance(classes, (str, os.PathLike)):
             from labelsieve.detect.io_yolo import read_classes_file
 
@@ -108,5 +109,7 @@ def load_detections(
             names = read_classes_file(path / "classes.txt")
             ids = sorted(ref.categories)
             cats = dict(zip(ids, names, strict=False)) if len(ids) == len(names) else names
+        else:
+            cats = classes
         return read_yolo(path, images=table, categories=cats, outside=outside)
     raise InputError(f"{path}: not a COCO JSON, a YOLO labels folder or a labelsieve detections directory.")

@@ -19,7 +19,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -128,7 +128,7 @@ def validate_detections(
         out[c] = out[c].astype(np.float64)
     xyxy = out[["x1", "y1", "x2", "y2"]].to_numpy()
 
-    def fail(mask: np.ndarray, what: str) -> None:
+    def fail(mask: np.ndarray, what: str | Callable[[int], str]) -> None:
         if mask.any():
             r = int(np.flatnonzero(mask)[0])
             raise InputError(f"{_describe(out, images, r, source)}: {what(r) if callable(what) else what}.")
@@ -173,7 +173,7 @@ def validate_detections(
             has = out["mask"].notna().to_numpy()
             if has.any():
                 idx = np.flatnonzero(has)
-                sizes = np.array([_mask_size(out["mask"].iat[i], out, images, i, source) for i in idx])
+                sizes = np.array([_mask_size(out["mask"].iat[i], out, images, int(i), source) for i in idx])
                 wrong = (sizes[:, 0] != H[idx]) | (sizes[:, 1] != W[idx])
                 if wrong.any():
                     j = int(np.flatnonzero(wrong)[0])

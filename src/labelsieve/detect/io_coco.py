@@ -273,7 +273,7 @@ def read_coco(path: str | os.PathLike[str], reference: Detections | None = None,
 def _annotations(dets: Detections, with_score: bool) -> list[dict[str, Any]]:
     b = dets.boxes
     xywh = xyxy_to_xywh(dets.xyxy)
-    masks = b["mask"].tolist() if "mask" in b.columns else [None] * len(b)
+    masks: list[Any] = b["mask"].tolist() if "mask" in b.columns else [None] * len(b)
     masks = [None if m is None or (isinstance(m, float) and np.isnan(m)) else m for m in masks]
     has = np.array([m is not None for m in masks], bool)
     area = xywh[:, 2] * xywh[:, 3]

@@ -212,7 +212,8 @@ class _Detector:
         raise NotImplementedError
 
     # -- public
-    def iter_detect(self, images: Sequence[Any], image_ids: Sequence[int] | None = None) -> Iterator[pd.DataFrame]:
+    def iter_detect(self, images: Sequence[Any],
+                    image_ids: Sequence[int] | np.ndarray | None = None) -> Iterator[pd.DataFrame]:
         """Yield the box table of each batch (columns of :data:`BOX_COLUMNS`)."""
         self._setup()
         ids = np.arange(1, len(images) + 1) if image_ids is None else np.asarray(image_ids, np.int64)
@@ -240,7 +241,10 @@ class _Detector:
             df["width"] = W[ok].astype(np.int64)
             df["height"] = H[ok].astype(np.int64)
             if shard is not None:
-                atomic_write_path(shard, lambda tmp, df=df: df.to_parquet(tmp, index=False))
+                def write(tmp: str, df: pd.DataFrame = df) -> None:
+                    df.to_parquet(tmp, index=False)
+
+                atomic_write_path(shard, write)
             yield df
 
     def detect(self, images: Sequence[Any], image_ids: Sequence[int] | None = None,

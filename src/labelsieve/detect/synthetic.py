@@ -62,8 +62,8 @@ def masks_to_boxes(masks: np.ndarray) -> np.ndarray:
     >>> masks_to_boxes(m).tolist()
     [[2.0, 1.0, 5.0, 3.0]]
     """
-    cols = masks.any(axis=1)
-    rows = masks.any(axis=2)
+    cols = np.asarray(masks.any(axis=1))
+    rows = np.asarray(masks.any(axis=2))
     w, h = masks.shape[2], masks.shape[1]
     x1 = cols.argmax(axis=1)
     x2 = w - cols[:, ::-1].argmax(axis=1)
@@ -152,7 +152,7 @@ def make_scenes(
         color = rng.integers(0, 256, size=(m.shape[0], 3))
         shade = rng.normal(0, 6, size=(height, width, 1))
         fill = (m[..., None] * color[:, None, None, :]).sum(axis=0)
-        any_m = m.any(axis=0)[..., None]
+        any_m = np.asarray(m.any(axis=0))[..., None]
         img = np.where(any_m, np.clip(fill + shade, 0, 255), img).astype(np.uint8)
         pics.append(img)
         xyxy[sl] = masks_to_boxes(m)

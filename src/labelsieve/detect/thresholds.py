@@ -250,8 +250,8 @@ class BoxThresholds:
                 "reason": res.reason,
             })
         self.report_ = pd.DataFrame(rows)
-        col = {"guarantee": "threshold_guarantee", "best-f1": "threshold_best_f1", "recall": "threshold_recall"}
-        col = col[self.method]
+        columns = {"guarantee": "threshold_guarantee", "best-f1": "threshold_best_f1", "recall": "threshold_recall"}
+        col = columns[self.method]
         if self.scope == "global":
             t = float(self.report_[col].iloc[0])
             self.thresholds_ = {int(c): t for c in cats}

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from labelsieve.engine.base import DEFAULT_BLOCK_SIZE, BaseEngine, BlockTask, Source
+from labelsieve.engine.base import DEFAULT_BLOCK_SIZE, BaseEngine, Block, BlockTask, Source
 from labelsieve.models.base import Scores
 
 __all__ = ["DEFAULT_BLOCK_SIZE", "LocalEngine", "score_in_blocks"]
@@ -20,7 +20,7 @@ def score_in_blocks(
     if len(X) <= block_size:
         return score(X)
     parts = [score(X[i : i + block_size]) for i in range(0, len(X), block_size)]
-    emb = None if parts[0].embeddings is None else np.concatenate([p.embeddings for p in parts])  # type: ignore[misc]
+    emb = None if parts[0].embeddings is None else np.concatenate([p.embeddings for p in parts])
     return Scores(np.concatenate([p.logits for p in parts]), emb)
 
 
@@ -40,7 +40,8 @@ class LocalEngine(BaseEngine):
         if not pieces:
             return []
         state = task.start()
-        return [(i, task.run(source.read(p), state)) for i, p in enumerate(pieces)]
+        read: Callable[[Any], Block] = source.read  # each source reads the pieces it cut itself
+        return [(i, task.run(read(p), state)) for i, p in enumerate(pieces)]
 
     def close(self) -> None:
         """Nothing to release."""

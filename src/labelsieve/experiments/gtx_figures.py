@@ -14,7 +14,7 @@ from labelsieve.experiments._figure import subplots
 _COLORS = {"MV": "tab:blue", "WMV": "tab:orange", "SV": "tab:green", "GTX": "tab:red"}
 
 
-def _save(fig, path: str | Path) -> Path:  # type: ignore[no-untyped-def]
+def _save(fig, path: str | Path) -> Path:
     return atomic_write(path, lambda fh: fig.savefig(fh, format="png", dpi=120, bbox_inches="tight"), binary=True)
 
 

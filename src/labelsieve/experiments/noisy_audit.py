@@ -44,6 +44,7 @@ def _mechanism(res: Any, ds: Dataset, oracle: CrowdOracle) -> tuple[int, int]:
     pos = np.array([oracle._pos[i] for i in human.id], dtype=np.int64)
     model, cf, _ = res.rules[-1]
     pred, _ = cf.confidence(model.scores(ds.X[pos]))
+    assert ds.y is not None, "the audit simulates a crowd, which needs ground truth"
     given, truth = human.code.to_numpy(), ds.y[pos]
     crowd_wrong = given != truth
     return int((crowd_wrong & (pred == given)).sum()), int((crowd_wrong & (pred == truth)).sum())
@@ -200,14 +201,16 @@ def cost_seed(
     rows = []
     mk = lambda: make_model(model, n_classes=ds.n_classes, random_state=seed)
     n_expert = min(int(total_cost // expert_cost), len(ds) - 1)
-    tb = {"rounds": rounds, "scope": scope, "delta_schedule": delta_schedule, "random_state": seed}
+    tb: dict[str, Any] = {"rounds": rounds, "scope": scope, "delta_schedule": delta_schedule, "random_state": seed}
     res = TBAL(model=mk(), epsilon=epsilon, delta=delta, budget=n_expert, **tb).run(ds, SimulatedOracle(ds, random_state=seed))
     rows.append({"source": "(a) expert labels", "items": n_expert, "cost": n_expert * expert_cost,
                  **_tbal_row(res, ds)})
-    common = {"accuracy_range": SETTINGS[setting], "gold_size": gold_size, "delta_accuracy": delta_accuracy,
-              "difficulty": difficulty, "crowd_cost": crowd_cost, "expert_cost": expert_cost}
-    for name, kw in (("(b) one crowd answer/item", {"kappa": 1, "tau": 1.0}),
-                     ("(c) GTX crowd, noise-aware", {"kappa": kappa, "tau": tau})):
+    common: dict[str, Any] = {"accuracy_range": SETTINGS[setting], "gold_size": gold_size,
+                              "delta_accuracy": delta_accuracy, "difficulty": difficulty, "crowd_cost": crowd_cost,
+                              "expert_cost": expert_cost}
+    sources: tuple[tuple[str, dict[str, Any]], ...] = (("(b) one crowd answer/item", {"kappa": 1, "tau": 1.0}),
+                                                       ("(c) GTX crowd, noise-aware", {"kappa": kappa, "tau": tau}))
+    for name, kw in sources:
         apl = _pilot_answers_per_item(ds, ref, seed, **common, **kw)
         items = min(int(total_cost / (crowd_cost * apl)), len(ds) - 1)
         oracle = CrowdOracle(ds, reference=ref, random_state=seed, **common, **kw)

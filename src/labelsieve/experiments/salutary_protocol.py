@@ -264,7 +264,8 @@ def plot_rounds(results, path: str, *, title: str = "") -> None:
     from labelsieve.experiments._figure import subplots
 
     fig, ax = subplots((6.5, 4.2))
-    palette = iter(matplotlib.colormaps["tab10"].colors)
+    # matplotlib's stubs type colormaps[name] as the base Colormap; "tab10" is a ListedColormap with .colors
+    palette = iter(matplotlib.colormaps["tab10"].colors)  # type: ignore[attr-defined]
     fixed = {"ours-sl": "black", "ours-gt": "dimgray", "ours-sl2": "darkred", "ours-gt2": "lightcoral"}
     for name, g in results.groupby("strategy", sort=False):
         stats = g.groupby("round")["test_accuracy"].agg(["mean", "std"]).fillna(0.0) * 100

@@ -49,7 +49,8 @@ class Encoder(Protocol):
     ``check_items(items, ids, offset)`` raises :class:`InputError` naming the first bad item.
     """
 
-    model_id: str
+    @property
+    def model_id(self) -> str: ...  # read-only: a plain attribute or a property both satisfy it
 
     def encode_items(self, items: Sequence[Any]) -> np.ndarray: ...
 
@@ -467,7 +468,7 @@ class EmbeddingLabeler:
             logger.debug("%s: %d items, %d encoded, %d from cache", self.model_id, offset, n_encoded,
                          offset - n_encoded)
 
-    def embed(self, items: Sequence[Any], ids: Sequence[str] | None = None) -> np.ndarray:
+    def embed(self, items: Sequence[Any], ids: Iterable[str] | None = None) -> np.ndarray:
         """All embeddings at once, shape (n, d) (for small pools; use :meth:`iter_embeddings` for large)."""
         blocks = [E for _, E in self.iter_embeddings(items, ids)]
         if not blocks:

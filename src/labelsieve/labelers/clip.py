@@ -76,6 +76,9 @@ class CLIPEncoder:
     device : str
     """
 
+    _decoded: list[Any]
+    _decoded_for: list[int] | None
+
     def __init__(self, path: str | os.PathLike[str], *, device: str = "cpu") -> None:
         self.path = path
         self.device = device

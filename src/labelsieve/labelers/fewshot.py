@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -160,7 +160,7 @@ class FewShotLabeler(EmbeddingLabeler):
     def n_classes(self) -> int:
         return len(self.classes_)
 
-    def fit(self, items: Sequence[Any], y: np.ndarray, ids: Sequence[str] | None = None) -> FewShotLabeler:
+    def fit(self, items: Sequence[Any], y: np.ndarray, ids: Iterable[str] | None = None) -> FewShotLabeler:
         """Embed the labeled ``items`` and fit the head on their class codes ``y`` (n,)."""
         self.classes_ = check_classes(self.classes, owner=f"The 'classes' parameter of {type(self).__name__}")
         if len(items) == 0:

@@ -38,7 +38,7 @@ class ScoreTable:
     kind: str
     source: str
 
-    def align(self, ids: Sequence[str]) -> Scores:
+    def align(self, ids: Sequence[str] | np.ndarray) -> Scores:
         """Scores in the order of ``ids``; an id missing from the file raises naming it."""
         import pandas as pd
 

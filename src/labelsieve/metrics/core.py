@@ -117,7 +117,8 @@ class ReliabilityCurve(NamedTuple):
 
     confidence: np.ndarray  #: mean confidence per bin, shape (n_bins,)
     accuracy: np.ndarray  #: accuracy per bin, shape (n_bins,)
-    count: np.ndarray  #: items per bin (int), shape (n_bins,)
+    # the public field name shadows tuple.count, which mypy reports as an incompatible override
+    count: np.ndarray  # type: ignore[assignment]  #: items per bin (int), shape (n_bins,)
     edges: np.ndarray  #: bin edges, shape (n_bins + 1,)
 
 

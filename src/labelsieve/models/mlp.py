@@ -238,13 +238,15 @@ class MLPClassifier(BaseEstimator):
         X = check_predict_data(X, self.n_features_in_, owner=type(self).__name__)
         torch = import_torch()
         device = next(self.module_.parameters()).device
+        # torch types nn.Module.__getattr__ as Tensor | Module, so named submodules are not callable to mypy
+        net: Any = self.module_
         Z = self._standardize(X)
         logits, embs = [], []
         with torch.no_grad(), _torch_threads(torch, self.n_threads):
             for start in range(0, max(len(Z), 1), _SCORE_CHUNK):
                 xb = torch.from_numpy(Z[start:start + _SCORE_CHUNK]).to(device)
-                e = self.module_.body(xb)
-                logits.append(self.module_.head(e).cpu().numpy())
+                e = net.body(xb)
+                logits.append(net.head(e).cpu().numpy())
                 embs.append(e.cpu().numpy())
         out = np.concatenate(logits)
         if len(self.classes_) < self.n_classes:

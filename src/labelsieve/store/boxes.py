@@ -512,7 +512,8 @@ def _filtered(classes: Sequence[str], cls: str | int | None, score_min: float | 
     """``FROM ... WHERE ...`` of the boxes matching the filters, joined to their winning event ``w``."""
     if status is not None and status not in STATUSES:
         raise InputError(f"status must be one of {list(STATUSES)}; got {str(status)[:50]!r}")
-    cond, params = ["1 = 1"], {}
+    cond: list[str] = ["1 = 1"]
+    params: dict[str, Any] = {}
     if cls is not None and cls != "":
         cond.append("COALESCE(w.code, b.code) = :cls")
         params["cls"] = _class_code(classes, cls)

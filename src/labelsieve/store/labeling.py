@@ -189,7 +189,7 @@ class LabelingSession:
         self._team: frozenset[str] = frozenset()
         self._settings: dict[str, Any] = {}
         with st.read() as c:
-            self._ev_seq = int(c.execute(sa.select(sa.func.coalesce(sa.func.max(S.events.c.seq), 0))).scalar())
+            self._ev_seq = int(c.execute(sa.select(sa.func.coalesce(sa.func.max(S.events.c.seq), 0))).scalar_one())
             cur = {int(r[0]): int(r[1]) for r in c.execute(sa.select(S.current_label.c.item,
                                                                          S.current_label.c.precedence))}
             ev = live_events(st, ("vote", "aggregate", "skip"), conn=c)
@@ -483,8 +483,8 @@ class LabelingSession:
                 self._refresh(c)
             held = self._held.get(labeler)
             if held is not None:
-                i = self._pos_to_idx[held]
-                if self._servable(i) and labeler not in self._voters.get(held, {}):
+                h = self._pos_to_idx[held]
+                if self._servable(h) and labeler not in self._voters.get(held, {}):
                     self._leases[held][labeler].expires = now + self.lease_seconds
                     return self._describe(held, reveal)
                 self._release(labeler)  # done or labeled elsewhere meanwhile
