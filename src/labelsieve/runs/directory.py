@@ -197,10 +197,12 @@ class CrowdRecordingOracle(RecordingOracle):
         return rec
 
     def label_confidence(self, ids: np.ndarray) -> np.ndarray:
-        return self.inner.label_confidence(np.asarray(ids, dtype=object))
+        crowd: Any = self.inner  # a CrowdOracle: it carries the posteriors
+        return crowd.label_confidence(np.asarray(ids, dtype=object))
 
     def prediction_error_probability(self, ids: np.ndarray, predicted: np.ndarray) -> np.ndarray:
-        return self.inner.prediction_error_probability(np.asarray(ids, dtype=object), predicted)
+        crowd: Any = self.inner
+        return crowd.prediction_error_probability(np.asarray(ids, dtype=object), predicted)
 
 
 def run_in_directory(

@@ -165,8 +165,10 @@ def find_or_create_run(project: Project, cfg: RunConfig, *, new: bool = False) -
         if row is not None:
             log.warning("run %s has another configuration; starting a new run", row[0])
             c.execute(sa.update(t).where(t.c.id == row[0]).values(status="abandoned"))
-        rid = c.execute(sa.insert(t).values(kind="tbal", config=_config_json(cfg), status="running",
-                                            started=time.time())).inserted_primary_key[0]
+        pk = c.execute(sa.insert(t).values(kind="tbal", config=_config_json(cfg), status="running",
+                                           started=time.time())).inserted_primary_key
+        assert pk is not None  # an INSERT of one row has a primary key
+        rid = pk[0]
         return int(rid), -1
 
 

@@ -106,7 +106,7 @@ def review_queue(project: Project, *, cls: str | None = None, round: int | None 
     if round is not None:
         cond.append(cl.c.round == round)
     with project.store.read() as c:
-        total = c.execute(sa.select(sa.func.count()).select_from(cl).where(*cond)).scalar()
+        total = c.execute(sa.select(sa.func.count()).select_from(cl).where(*cond)).scalar_one()
         rows = c.execute(sa.select(cl.c.item, cl.c.code, cl.c.confidence, cl.c.round).where(*cond)
                          .order_by(cl.c.confidence.asc(), cl.c.item).limit(page_size)
                          .offset(max(page, 0) * page_size)).fetchall()
@@ -161,7 +161,7 @@ def label_counts(project: Project) -> dict[str, Any]:
         by_event = {r[0]: int(r[1]) for r in c.execute(
             sa.select(S.events.c.source, sa.func.count()).group_by(S.events.c.source))}
         rejected = c.execute(sa.select(sa.func.count()).select_from(S.current_label)
-                             .where(S.current_label.c.code.is_(None))).scalar()
+                             .where(S.current_label.c.code.is_(None))).scalar_one()
     return {"by_source": by_source, "by_event": by_event, "rejected": int(rejected)}
 
 
@@ -307,7 +307,7 @@ def box_page(project: Project, *, cls: str | None = None, score_min: float | Non
         raise InputError(f"status {status[:20]!r} is not one of {list(B.STATUSES)}")
     if score_min is not None and score_max is not None and score_min > score_max:
         raise InputError(f"the score range is empty: min {score_min:g} > max {score_max:g}")
-    filt = {"cls": cls or None, "score_min": score_min, "score_max": score_max, "status": status or None}
+    filt: dict[str, Any] = {"cls": cls or None, "score_min": score_min, "score_max": score_max, "status": status or None}
     order, counts = B.image_queue(project, **filt)
     shown = order.iloc[page * page_size:(page + 1) * page_size]
     sizes = B.box_images(project, shown["item"].tolist()).set_index("item")
