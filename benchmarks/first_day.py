@@ -79,6 +79,10 @@ def main() -> int:
     ap.add_argument("--accuracy", type=float, default=0.9)
     ap.add_argument("--max-cycles", type=int, default=6)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--guarantee", choices=["subset", "dataset"], default="subset",
+                    help="dataset: PAC labeling after TBAL's rounds (whole-export error <= epsilon)")
+    ap.add_argument("--audit", type=int, default=500)
+    ap.add_argument("--epsilon", type=float, default=0.05)
     ap.add_argument("--dir", default=None, help="work directory (default: a temporary one)")
     args = ap.parse_args()
 
@@ -98,6 +102,7 @@ def main() -> int:
     server = subprocess.Popen([*CLI, "serve", str(proj), "--port", str(port)], stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     counts = {n: 0 for n in names}
+    last_run = ""
     try:
         for _ in range(100):
             try:
@@ -106,8 +111,10 @@ def main() -> int:
             except httpx.HTTPError:
                 time.sleep(0.2)
         for cycle in range(1, args.max_cycles + 1):
+            extra = ["--guarantee", "dataset", "--audit", str(args.audit)] if args.guarantee == "dataset" else []
             run = sh("run", "--project", str(proj), "--budget", str(args.budget), "--seed", str(args.seed),
-                     check=False)
+                     "--epsilon", str(args.epsilon), *extra, check=False)
+            last_run = run.stdout + run.stderr
             if run.returncode != 0:
                 raise SystemExit("run --project failed")
             if "queued" not in (run.stdout + run.stderr):
@@ -133,7 +140,7 @@ def main() -> int:
     auto = lab[lab["source"] == "auto"]
     runs = sorted((proj / "runs").glob("*/metrics.json")) if (proj / "runs").exists() else []
     metrics = json.loads(runs[-1].read_text()) if runs else {}
-    eps = metrics.get("epsilon")
+    eps = metrics.get("epsilon", args.epsilon)
     auto_err = float((auto["label"] != auto["truth"]).mean()) if len(auto) else None
     human = lab[lab["source"] != "auto"]
     print("\nfirst day:", json.dumps({
@@ -141,7 +148,16 @@ def main() -> int:
         "votes": sum(counts.values()), "exported": len(lab), "auto_labels": len(auto),
         "auto_label_true_error": auto_err, "epsilon": eps, "guaranteed": metrics.get("guaranteed"),
         "human_label_true_error": float((human["label"] != human["truth"]).mean()) if len(human) else None,
+        "guarantee": args.guarantee,
+        "export_true_error": float((lab["label"] != lab["truth"]).mean()) if len(lab) else None,
+        "run_summary_tail": last_run.strip().splitlines()[-6:],
         "seconds": round(time.time() - t0, 1)}, indent=2))
+    if args.guarantee == "dataset":
+        err = float((lab["label"] != lab["truth"]).mean())
+        if len(lab) < len(ds) or err > args.epsilon:
+            print(f"export: {len(lab)} of {len(ds)} items, true error {err:.4f} (epsilon {args.epsilon})")
+            return 1
+        return 0
     if auto_err is not None and eps is not None and auto_err > eps:
         print(f"auto-label error {auto_err:.4f} exceeds epsilon {eps}")
         return 1
