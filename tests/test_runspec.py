@@ -5,7 +5,6 @@ reach the run on both sinks, and the budget preflight says what a budget can buy
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import fields
 
 import numpy as np
@@ -102,14 +101,50 @@ def test_guarantee_dataset_on_a_project_commits_every_label(tmp_path, capsys):
     main(["export", str(d), "--out", str(out)])
     exp = pd.read_csv(out)
     assert len(exp) == 569  # every item labeled: human (TBAL, audit, routed) or auto
+    assert set(exp["guarantee"]) == {"dataset"}  # the export says which guarantee each label came under
+    assert main(["import", str(d), str(_one_label(tmp_path, exp))]) == 0  # a label outside any run
+    main(["export", str(d), "--out", str(out)])
+    exp2 = pd.read_csv(out).set_index("id")
+    assert exp2.loc[exp.id.iloc[0], "guarantee"] == "none" and (exp2["guarantee"] == "dataset").sum() == 568
 
 
-def test_preflight_matches_the_clopper_pearson_floor():
-    # 0 errors in n points certify eps at delta iff (1 - eps)^n <= delta (exact binomial, k = 0)
+def _one_label(tmp_path, exp):
+    f = tmp_path / "one.csv"
+    pd.DataFrame({"id": [exp.id.iloc[0]], "label": [exp.label.iloc[0]]}).to_csv(f, index=False)
+    return f
+
+
+def _cp_floor(eps: float, delta: float) -> int:
+    # Clopper-Pearson: 1 error in n certifies eps iff P(Bin(n, eps) <= 1) <= delta (exact binomial tail)
+    from scipy.stats import binom
+
+    return next(n for n in range(2, 10_000) if binom.cdf(1, n, eps) <= delta)
+
+
+def test_preflight_matches_the_certifiers_floor():
     pre = budget_preflight(RunSpec(budget=400), 1797, 10)
-    assert pre.min_validation == math.ceil(math.log(0.05) / math.log(0.95)) == 59
+    assert pre.min_validation == _cp_floor(0.05, 0.05)
     assert pre.n_validation == 160 and pre.can_certify
     pc = budget_preflight(RunSpec(budget=400, scope="per-class"), 1797, 10)
-    assert pc.min_validation == math.ceil(math.log(0.005) / math.log(0.95))  # delta / 10 classes
+    assert pc.min_validation == _cp_floor(0.05, 0.005)  # delta / 10 classes
     assert pc.n_validation == 16 and not pc.can_certify and "--guarantee dataset" in pc.message
     assert pc.min_budget * 0.4 / 10 >= pc.min_validation > (pc.min_budget - 1) * 0.4 / 10
+
+
+def test_preflight_floor_is_the_one_the_run_reports(tmp_path):
+    # the same number the certifier names when it refuses: "at least N are needed"
+    from labelsieve.runs.directory import run_in_directory
+
+    spec = RunSpec(dataset="digits", budget=200, scope="per-class")
+    res = run_in_directory(spec, tmp_path / "r")
+    need = budget_preflight(spec, 1797, 10).min_validation
+    assert all(f"at least {need} are needed" in why for why in res.metrics["no_threshold_reasons"].values())
+
+
+def test_uncertified_rounds_show_a_dash_not_a_zero_bound(tmp_path):
+    from labelsieve.runs.directory import run_in_directory, summary_table
+
+    res = run_in_directory(RunSpec(dataset="digits", budget=200, scope="per-class"), tmp_path / "r")
+    rows = [ln for ln in summary_table(res).splitlines() if ln[:5].strip().isdigit()]
+    assert len(rows) == 5 and all(ln.split()[5] == "—" for ln in rows)
+    assert "error bound         —" in summary_table(res)

@@ -494,6 +494,13 @@ def _jsonable(obj: Any) -> Any:
     return obj
 
 
+def _certified(row: Any) -> bool:
+    """Whether a history row has a certified threshold (one finite threshold at least)."""
+    th = row.get("thresholds")
+    vals = np.asarray(th if isinstance(th, (list, tuple, np.ndarray)) else [th], dtype=np.float64)
+    return bool(np.isfinite(vals).any())
+
+
 def summary_table(result: TBALResult) -> str:
     """A one-screen text summary of a run."""
     m = result.metrics
@@ -508,9 +515,10 @@ def summary_table(result: TBALResult) -> str:
     ]
     for _, r in h.iterrows():
         te = "n/a" if pd.isna(r["auto_label_error"]) else f"{r['auto_label_error']:.4f}"
+        bd = f"{r['error_bound']:>7.3f}" if _certified(r) else f"{'—':>7}"  # no threshold: no bound to show
         lines.append(
             f"{int(r['round']):>5} {int(r['n_auto_round']):>11} {int(r['n_auto_total']):>12} "
-            f"{r['coverage']:>9.3f} {te:>10} {r['error_bound']:>7.3f} {int(r['human_labels']):>7}"
+            f"{r['coverage']:>9.3f} {te:>10} {bd} {int(r['human_labels']):>7}"
         )
     if m["n_auto_labeled"] == 0:
         te = "n/a (nothing auto-labeled)"
@@ -522,7 +530,8 @@ def summary_table(result: TBALResult) -> str:
         "",
         f"coverage            {m['coverage']:.3f} of the pool ({m['coverage_of_unlabeled']:.3f} of the items humans did not label)",
         f"auto-label error    {te}  (true, against ground truth)",
-        f"error bound         {m['error_bound']:.3f}: {m['bound_statement']}",
+        (f"error bound         {m['error_bound']:.3f}: {m['bound_statement']}" if m["n_auto_labeled"] or
+         m.get("guarantee") == "dataset" else f"error bound         —: {m['bound_statement']}"),
     ]
     if "wrong_labels" in m:
         w = m["wrong_labels"]

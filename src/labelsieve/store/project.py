@@ -388,11 +388,39 @@ def wrong_label_summary(project: Project, *, delta: float = 0.05) -> dict[str, A
             "probability >= 1 - the run's delta"}
 
 
+def label_guarantees(project: Project, cur: pd.DataFrame) -> np.ndarray:
+    """Which guarantee each current label was produced under: ``subset`` (TBAL: the auto-labels'
+    error), ``dataset`` (PAC: the error of all the run's labels), or ``none`` (no completed run used it).
+
+    A label belongs to the latest completed run that wrote its event (auto-labels, simulated
+    answers) or used that very event as a human answer (``run_answers.event_seq``, e.g. web-app
+    aggregates); a later event on the item (an import, a review) is outside the run's guarantee.
+    """
+    import json
+
+    import sqlalchemy as sa
+
+    from labelsieve.store import schema as S
+
+    with project.store.read() as c:
+        runs = {int(i): json.loads(cfg).get("guarantee", "subset") for i, cfg in c.execute(
+            sa.select(S.runs.c.id, S.runs.c.config).where(S.runs.c.status == "complete"))}
+        if not runs:
+            return np.full(len(cur), "none", dtype=object)
+        by_event = c.execute(sa.select(S.events.c.seq, S.events.c.run_id).where(
+            S.events.c.run_id.in_(list(runs)))).fetchall()
+        used = c.execute(sa.select(S.run_answers.c.event_seq, S.run_answers.c.run_id).where(
+            S.run_answers.c.run_id.in_(list(runs)), S.run_answers.c.event_seq.is_not(None))).fetchall()
+    ev = pd.DataFrame([*by_event, *used], columns=["seq", "run"]).astype("int64").groupby("seq")["run"].max()
+    rid = pd.Series(cur["seq"].map(ev).fillna(-1).to_numpy().astype(np.int64))
+    return rid.map(runs).fillna("none").to_numpy(dtype=object)
+
+
 def export_labels(project: Project, fmt: str, out: str | Path, *, include_unlabeled: bool = False) -> int:
     """Write the current labels (with provenance) to ``out``; returns the number of rows.
 
     ``csv``/``parquet``/``jsonl``: columns id, label, source, who, confidence, round, event, p_wrong,
-    p_wrong_basis (see :func:`label_error_probabilities`).
+    p_wrong_basis (see :func:`label_error_probabilities`), guarantee (:func:`label_guarantees`).
     ``manifest``: one JSON object per line in the style of a SageMaker Ground Truth output manifest.
     """
     if fmt not in EXPORT_FORMATS:
@@ -401,7 +429,7 @@ def export_labels(project: Project, fmt: str, out: str | Path, *, include_unlabe
     cur = project.store.current_labels()
     p_wrong, basis = label_error_probabilities(project, cur)
     table = cur.rename(columns={"seq": "event"})[["id", "label", "source", "who", "confidence", "round", "event"]]
-    table = table.assign(p_wrong=p_wrong, p_wrong_basis=basis)
+    table = table.assign(p_wrong=p_wrong, p_wrong_basis=basis, guarantee=label_guarantees(project, cur))
     if include_unlabeled:
         items = project.store.items(("pos", "id"))
         table = items[["id"]].merge(table, on="id", how="left")
