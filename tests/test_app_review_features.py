@@ -102,6 +102,10 @@ def test_review_confidence_range_labeler_and_source_filters(c: TestClient) -> No
     assert _ids(c.get("/api/review", params={"max_conf": 0.4})) == ["pet-3"]
     assert _ids(c.get("/api/review", params={"who": "logreg"})) == ["pet-3", "pet-4"]
     assert _ids(c.get("/api/review", params={"who": "other"})) == ["pet-5"]
+    # voter: items with a live vote by cy are 0 and 2 (the vote on 1 is withdrawn); by ann 0, 1, 2, 3
+    cy = c.get("/api/review", params={"source": "any", "voter": "cy"}).json()
+    assert sorted(i["id"] for i in cy["items"]) == ["pet-0", "pet-2"]
+    assert c.get("/api/review", params={"voter": "ann"}).json()["total"] == 1  # of the auto-labels: item 3
     agg = c.get("/api/review", params={"source": "aggregate"}).json()
     assert [i["id"] for i in agg["items"]] == ["pet-2"] and agg["items"][0]["label"] == "eel"
     rev = c.get("/api/review", params={"source": "review"}).json()

@@ -73,13 +73,13 @@ def live_votes(project: Project) -> pd.DataFrame:
 # ---------------------------------------------------------------------------------- review
 def review_queue(project: Project, *, cls: str | None = None, round: int | None = None, source: str | None = "auto",
                  min_conf: float | None = None, max_conf: float | None = None, who: str | None = None,
-                 disagreement: bool = False, page: int = 0, page_size: int = 50) -> tuple[int, pd.DataFrame]:
+                 voter: str | None = None, disagreement: bool = False, page: int = 0, page_size: int = 50) -> tuple[int, pd.DataFrame]:
     """Labeled items for review, least confident first (then by position), filtered.
 
     ``source``: the current label's source (default ``auto``, as the original queue; ``any``: all of
     them). ``min_conf``/``max_conf``: inclusive confidence range (items without a confidence are left
-    out by either). ``who``: who made the current label. ``disagreement``: only items whose live
-    votes disagree. Rejected items (no current label) are never listed. Returns the number matching
+    out by either). ``who``: who made the current label. ``voter``: only items this labeler has a
+    live vote on. ``disagreement``: only items whose live votes disagree. Rejected items (no current label) are never listed. Returns the number matching
     and one page: ``pos, label, confidence, round, source, who``.
     """
     classes = project.classes
@@ -101,6 +101,9 @@ def review_queue(project: Project, *, cls: str | None = None, round: int | None 
         cond.append(cl.c.confidence <= float(max_conf))
     if who:
         cond.append(cl.c.who == who)
+    if voter:
+        v = _live_votes_sql().subquery()
+        cond.append(cl.c.item.in_(sa.select(v.c.item).where(v.c.who == voter)))
     if disagreement:
         cond.append(cl.c.item.in_(disagreeing_items_sql()))
     with project.store.read() as c:
@@ -126,9 +129,7 @@ def gallery(project: Project, *, q: str | None = None, cls: str | None = None, s
     classes = project.classes
     src = _check_source(source, GALLERY_SOURCES)
     it, cl = S.items, S.current_label
-    v = _live_votes_sql().subquery()
-    nv = sa.select(v.c.item, sa.func.count().label("n")).group_by(v.c.item).subquery()
-    j = it.outerjoin(cl, cl.c.item == it.c.pos).outerjoin(nv, nv.c.item == it.c.pos)
+    j = it.outerjoin(cl, cl.c.item == it.c.pos)
     cond: list[Any] = []
     if q:
         needle = str(q).lower()
@@ -144,18 +145,21 @@ def gallery(project: Project, *, q: str | None = None, cls: str | None = None, s
     elif src is not None:
         cond.append(sa.and_(cl.c.source == src, cl.c.code.is_not(None)))
     cols = (it.c.pos, it.c.id, it.c.kind, it.c.source, cl.c.code, cl.c.source, cl.c.confidence, cl.c.who,
-            cl.c.round, cl.c.item, nv.c.n)
+            cl.c.round, cl.c.item)
     with project.store.read() as c:
         total = c.execute(sa.select(sa.func.count()).select_from(j).where(*cond)).scalar()
         rows = c.execute(sa.select(*cols).select_from(j).where(*cond).order_by(it.c.pos).limit(page_size)
                          .offset(max(page, 0) * page_size)).fetchall()
+        v = _live_votes_sql().where(S.events.c.item.in_([int(r[0]) for r in rows])).subquery()
+        n_votes = {int(r[0]): int(r[1]) for r in c.execute(
+            sa.select(v.c.item, sa.func.count(sa.distinct(v.c.who))).group_by(v.c.item))} if rows else {}
     out = []
-    for pos, iid, kind, text, code_, csrc, conf, who, rnd, has, n in rows:
+    for pos, iid, kind, text, code_, csrc, conf, who, rnd, has in rows:
         status = "unlabeled" if has is None else "rejected" if code_ is None else csrc
         out.append({"pos": int(pos), "id": iid, "kind": kind, "text": text if kind == "text" else None,
                     "label": None if code_ is None else classes[int(code_)], "source": status,
                     "confidence": clean(conf), "who": who, "round": None if rnd is None else int(rnd),
-                    "n_votes": int(n or 0)})
+                    "n_votes": n_votes.get(int(pos), 0)})
     return int(total), out
 
 

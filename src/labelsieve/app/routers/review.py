@@ -24,14 +24,15 @@ def review_queue(cls: str | None = Query(None, alias="class", max_length=200),
                  min_conf: float | None = Query(None, ge=0.0, le=1.0),
                  max_conf: float | None = Query(None, ge=0.0, le=1.0),
                  who: str | None = Query(None, max_length=200),
+                 voter: str | None = Query(None, max_length=200),
                  disagreement: bool = Query(False),
                  page: int = Query(0, le=MAX_INT), page_size: int = Query(50, ge=1, le=MAX_PAGE),
                  state: AppState = Depends(get_state)) -> dict[str, Any]:  # noqa: B008
     """The review queue, least confident first: ``source`` (default auto; ``any``), ``class``,
-    ``round``, confidence range ``min_conf``..``max_conf``, ``who`` made the label, ``disagreement``
-    (items whose live votes disagree)."""
+    ``round``, confidence range ``min_conf``..``max_conf``, ``who`` made the label, ``voter`` (items
+    that labeler has a live vote on), ``disagreement`` (items whose live votes disagree)."""
     total, rows = RQ.review_queue(state.project, cls=cls, round=round, source=source, min_conf=min_conf,
-                                  max_conf=max_conf, who=who, disagreement=disagreement, page=page,
+                                  max_conf=max_conf, who=who, voter=voter, disagreement=disagreement, page=page,
                                   page_size=page_size)
     items = [{**state.item_json(int(p)), "label": lab, "confidence": Q.clean(conf), "round": Q.clean(rnd),
               "source": src, "who": w}

@@ -15,6 +15,8 @@ async function load() {
   if (lo !== "") q += "&min_conf=" + encodeURIComponent(lo);
   if (hi !== "") q += "&max_conf=" + encodeURIComponent(hi);
   if (who) q += "&who=" + encodeURIComponent(who);
+  const voter = document.getElementById("voter").value.trim();
+  if (voter) q += "&voter=" + encodeURIComponent(voter);
   if (document.getElementById("disagree").checked) q += "&disagreement=true";
   const r = await api(q);
   total = r.total;
