@@ -73,6 +73,9 @@ def create_app(project_dir: str | Path, *, strategy: str = "threshold", tau: flo
 
     for module in (pages, auth, items, label, review, dashboard, map_, boxes):
         app.include_router(module.router)
+    from labelsieve.app.routers import agreement, gallery
+    app.include_router(gallery.router)
+    app.include_router(agreement.router)
     app.add_middleware(security.Guard, hosts=security.allowed_hosts(host, allow_hosts),
                        max_body=security.MAX_BODY if max_body is None else max_body,
                        reads_need_account=None if loopback else reads_need_account)

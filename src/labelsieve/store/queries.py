@@ -153,13 +153,16 @@ def review_items(project: Project, positions: Sequence[int], action: str, *, who
 
 # ---------------------------------------------------------------------------------- dashboard
 def label_counts(project: Project) -> dict[str, Any]:
-    """Labeled items by source of their current label, events by source, rejected items."""
+    """Labeled items by source of their current label, live events by source (withdrawn ones left
+    out), rejected items."""
     with project.store.read() as c:
         by_source = {r[0]: int(r[1]) for r in c.execute(
             sa.select(S.current_label.c.source, sa.func.count()).where(S.current_label.c.code.is_not(None))
             .group_by(S.current_label.c.source))}
+        w = S.events.alias("w")  # events a withdraw cancelled (an undone vote) are not counted
         by_event = {r[0]: int(r[1]) for r in c.execute(
-            sa.select(S.events.c.source, sa.func.count()).group_by(S.events.c.source))}
+            sa.select(S.events.c.source, sa.func.count())
+            .where(~sa.exists().where(w.c.target == S.events.c.seq)).group_by(S.events.c.source))}
         rejected = c.execute(sa.select(sa.func.count()).select_from(S.current_label)
                              .where(S.current_label.c.code.is_(None))).scalar_one()
     return {"by_source": by_source, "by_event": by_event, "rejected": int(rejected)}
