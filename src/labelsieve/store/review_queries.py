@@ -107,7 +107,7 @@ def review_queue(project: Project, *, cls: str | None = None, round: int | None 
     if disagreement:
         cond.append(cl.c.item.in_(disagreeing_items_sql()))
     with project.store.read() as c:
-        total = c.execute(sa.select(sa.func.count()).select_from(cl).where(*cond)).scalar()
+        total = c.execute(sa.select(sa.func.count()).select_from(cl).where(*cond)).scalar_one()
         rows = c.execute(sa.select(cl.c.item, cl.c.code, cl.c.confidence, cl.c.round, cl.c.source, cl.c.who)
                          .where(*cond).order_by(cl.c.confidence.asc(), cl.c.item).limit(page_size)
                          .offset(max(page, 0) * page_size)).fetchall()
@@ -147,7 +147,7 @@ def gallery(project: Project, *, q: str | None = None, cls: str | None = None, s
     cols = (it.c.pos, it.c.id, it.c.kind, it.c.source, cl.c.code, cl.c.source, cl.c.confidence, cl.c.who,
             cl.c.round, cl.c.item)
     with project.store.read() as c:
-        total = c.execute(sa.select(sa.func.count()).select_from(j).where(*cond)).scalar()
+        total = c.execute(sa.select(sa.func.count()).select_from(j).where(*cond)).scalar_one()
         rows = c.execute(sa.select(*cols).select_from(j).where(*cond).order_by(it.c.pos).limit(page_size)
                          .offset(max(page, 0) * page_size)).fetchall()
         v = _live_votes_sql().where(S.events.c.item.in_([int(r[0]) for r in rows])).subquery()
