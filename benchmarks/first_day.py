@@ -77,7 +77,7 @@ def main() -> int:
     ap.add_argument("--budget", type=int, default=400)
     ap.add_argument("--labelers", type=int, default=3)
     ap.add_argument("--accuracy", type=float, default=0.9)
-    ap.add_argument("--max-cycles", type=int, default=6)
+    ap.add_argument("--max-cycles", type=int, default=12)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--guarantee", choices=["subset", "dataset"], default="subset",
                     help="dataset: PAC labeling after TBAL's rounds (whole-export error <= epsilon)")
