@@ -138,8 +138,13 @@ def main() -> int:
     lab = pd.read_csv(out, dtype={"id": str, "label": str})
     lab["truth"] = lab["id"].map(truth)
     auto = lab[lab["source"] == "auto"]
-    runs = sorted((proj / "runs").glob("*/metrics.json")) if (proj / "runs").exists() else []
-    metrics = json.loads(runs[-1].read_text()) if runs else {}
+    from labelsieve.runs.project import run_history
+    from labelsieve.store.project import Project
+
+    hist = run_history(Project(proj))
+    last = hist.iloc[-1].to_dict() if len(hist) else {}
+    metrics = {"epsilon": args.epsilon, "guaranteed": bool(last.get("n_auto_round", 0)) or None,
+               "error_bound": last.get("error_bound"), "coverage": last.get("coverage")}
     eps = metrics.get("epsilon", args.epsilon)
     auto_err = float((auto["label"] != auto["truth"]).mean()) if len(auto) else None
     human = lab[lab["source"] != "auto"]
@@ -148,7 +153,7 @@ def main() -> int:
         "votes": sum(counts.values()), "exported": len(lab), "auto_labels": len(auto),
         "auto_label_true_error": auto_err, "epsilon": eps, "guaranteed": metrics.get("guaranteed"),
         "human_label_true_error": float((human["label"] != human["truth"]).mean()) if len(human) else None,
-        "guarantee": args.guarantee,
+        "guarantee": args.guarantee, "run_error_bound": metrics["error_bound"], "run_coverage": metrics["coverage"],
         "export_true_error": float((lab["label"] != lab["truth"]).mean()) if len(lab) else None,
         "run_summary_tail": last_run.strip().splitlines()[-6:],
         "seconds": round(time.time() - t0, 1)}, indent=2))
