@@ -47,7 +47,7 @@ def create_app(project_dir: str | Path, *, strategy: str = "threshold", tau: flo
     from fastapi.responses import JSONResponse
 
     from labelsieve.app import security
-    from labelsieve.app.routers import auth, boxes, dashboard, items, label, pages, review
+    from labelsieve.app.routers import auth, boxes, dashboard, items, label, pages, review, thresholds
     from labelsieve.app.routers import map as map_
     from labelsieve.app.routers.common import AppState, ImageDecodeError
 
@@ -71,7 +71,7 @@ def create_app(project_dir: str | Path, *, strategy: str = "threshold", tau: flo
         return ("this labelsieve app is served beyond loopback: sign in with your one-time login link "
                 "(labelsieve labeler DIR ID --token prints it) or send your token (Authorization: Bearer TOKEN)")
 
-    for module in (pages, auth, items, label, review, dashboard, map_, boxes):
+    for module in (pages, auth, items, label, review, dashboard, map_, boxes, thresholds):
         app.include_router(module.router)
     from labelsieve.app.routers import agreement, gallery
     app.include_router(gallery.router)

@@ -83,6 +83,11 @@ class TBALResult:
     metrics: dict[str, Any]
     certificates: list[Certificate] = field(default_factory=list)
     rules: list[tuple[Classifier, ConfidenceFunction, Certificate]] = field(default_factory=list, repr=False)
+    #: what the last certifying round certified on and applied to (for threshold exploration):
+    #: ``round``, the validation points' ``val_index, val_pred, val_conf, val_label,
+    #: val_label_confidence`` exactly as given to the certifier, and the pool's ``pool_index,
+    #: pool_pred, pool_conf`` before that round auto-labeled. Empty when no round certified.
+    evidence: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def apply(
         self, X: np.ndarray, *, block_size: int = 65_536, engine: Any = None
@@ -287,6 +292,7 @@ class TBAL:
         certs: list[Certificate] = []
         rules: list[tuple[Classifier, ConfidenceFunction, Certificate]] = []
         bound_mass = 0.0  # sum over auto-labeled pool points of their cell's upper bound
+        evidence: dict[str, Any] = {}
         bar = _progress(self.rounds, self.progress)
         for r in range(1, self.rounds + 1):
             model = copy.deepcopy(self.model).fit(dataset.X[train_idx], label[train_idx])
@@ -344,6 +350,12 @@ class TBAL:
                 pool_scores, p_pred, p_conf, acc = engine.autolabel(
                     model, cf, cert, dataset.X[pool], block_size=self.block_size
                 )
+            if d_r > 0:
+                evidence = {
+                    "round": r, "val_index": act[th_sel], "val_pred": v_pred[th_sel], "val_conf": v_conf[th_sel],
+                    "val_label": label[act[th_sel]], "val_label_confidence": extra.get("label_confidence"),
+                    "pool_index": pool, "pool_pred": np.asarray(p_pred), "pool_conf": np.asarray(p_conf),
+                }
             newly = pool[acc]
             label[newly], source[newly], round_out[newly], in_pool[newly] = p_pred[acc], AUTO, r, False
             role[newly] = AUTO
@@ -397,7 +409,8 @@ class TBAL:
             }
         )
         metrics = self._metrics(history, certs, n, spent, dataset)
-        return TBALResult(labels=labels, history=history, metrics=metrics, certificates=certs, rules=rules)
+        return TBALResult(labels=labels, history=history, metrics=metrics, certificates=certs, rules=rules,
+                          evidence=evidence)
 
     def _round_row(
         self, r, cert, n_new, label, source, truth, n, spent, n_val_active, n_queried, bound_mass

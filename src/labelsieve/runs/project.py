@@ -210,6 +210,8 @@ def run_project(project: Project, cfg: RunConfig, *, progress: bool = False, new
 
         result = finish_dataset_guarantee(result, dataset, oracle, cfg)
     commit_rounds(project, run_id, result, model=model_name)
+    if result.evidence:
+        save_evidence(project, run_id, result, tbal, dataset.ids, model=model_name)
     return run_id, result
 
 
@@ -246,6 +248,66 @@ def commit_rounds(project: Project, run_id: int, result: TBALResult, *, model: s
     with st.transaction() as c:
         c.execute(sa.update(S.runs).where(S.runs.c.id == run_id).values(
             status="complete", finished=time.time(), config=S.runs.c.config))
+
+
+EVIDENCE_ARRAYS = ("val_pos", "val_pred", "val_conf", "val_label", "val_label_confidence",
+                   "pool_pos", "pool_pred", "pool_conf")
+
+
+def save_evidence(project: Project, run_id: int, result: TBALResult, tbal: Any, ids: np.ndarray, *,
+                  model: str) -> None:
+    """Store what the run's last certifying round certified on (validation points exactly as the
+    certifier got them) and the pool's scores then, with the certifier's parameters (``run_evidence``).
+
+    A replayed run overwrites nothing: the row of a run is written once.
+    """
+    import io
+
+    from labelsieve.autolabel.noisy import NoiseAwareCertifier
+
+    ev = result.evidence
+    r = int(ev["round"])
+    cert = result.certificates[r - 1]
+    st = project.store
+    lc = ev["val_label_confidence"]
+    arrays = {
+        "val_pos": st.item_positions(ids[ev["val_index"]]), "val_pred": np.asarray(ev["val_pred"], np.int64),
+        "val_conf": np.asarray(ev["val_conf"], np.float64), "val_label": np.asarray(ev["val_label"], np.int64),
+        "val_label_confidence": np.ones(len(ev["val_index"])) if lc is None else np.asarray(lc, np.float64),
+        "pool_pos": st.item_positions(ids[ev["pool_index"]]), "pool_pred": np.asarray(ev["pool_pred"], np.int64),
+        "pool_conf": np.asarray(ev["pool_conf"], np.float64),
+    }
+    cf = tbal.certifier
+    noisy = isinstance(cf, NoiseAwareCertifier)
+    meta = {"round": r, "epsilon": float(tbal.epsilon), "delta": float(cert.delta), "run_delta": float(tbal.delta),
+            "bound": tbal.bound if isinstance(tbal.bound, str) else cert.bound, "scope": tbal.scope,
+            "min_n": tbal.min_n, "scan": tbal.scan, "n_classes": len(project.classes), "model": model,
+            "noise_aware": noisy, "label_confidence": lc is not None,
+            **({"label_share": cf.label_share, "min_errors": cf.min_errors} if noisy else {}),
+            "thresholds": [None if not np.isfinite(t) else float(t) for t in cert.thresholds]}
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    t = S.run_evidence
+    with st.transaction() as c:
+        if c.execute(sa.select(t.c.run_id).where(t.c.run_id == run_id)).first() is None:
+            c.execute(sa.insert(t).values(run_id=run_id, round=r, meta=json.dumps(meta), data=buf.getvalue()))
+
+
+def load_evidence(project: Project, run_id: int | None = None) -> tuple[int, dict[str, Any], dict[str, np.ndarray]]:
+    """``(run_id, meta, arrays)`` of ``run_id`` (default: the latest run that stored its evidence)."""
+    import io
+
+    t = S.run_evidence
+    q = sa.select(t.c.run_id, t.c.meta, t.c.data)
+    q = q.where(t.c.run_id == run_id) if run_id is not None else q.order_by(t.c.run_id.desc())
+    with project.store.read() as c:
+        row = c.execute(q).first()
+    if row is None:
+        raise InputError("no project run has stored its certification data yet: run `labelsieve project-run` "
+                         "(runs made before this version did not store it)")
+    with np.load(io.BytesIO(row[2])) as z:
+        arrays = {k: z[k] for k in EVIDENCE_ARRAYS}
+    return int(row[0]), json.loads(row[1]), arrays
 
 
 def _num(o: Any) -> Any:

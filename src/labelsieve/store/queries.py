@@ -181,6 +181,13 @@ def run_history(project: Project) -> pd.DataFrame:
 ROUND_FIELDS = ("run_id", "round", "coverage", "error_bound", "human_labels", "n_auto_total", "auto_label_error")
 
 
+def _certified(thr: Any) -> bool | None:
+    """Whether a round certified any threshold (None: the round stored no thresholds)."""
+    if not isinstance(thr, list) or not thr:
+        return None
+    return any(t is not None and np.isfinite(float(t)) for t in thr)
+
+
 def last_run_rounds(project: Project) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """The rounds of the latest run (``ROUND_FIELDS`` of each) and its last thresholds by class name.
 
@@ -192,7 +199,8 @@ def last_run_rounds(project: Project) -> tuple[list[dict[str, Any]], dict[str, A
         return [], {}
     classes = project.classes
     last = hist[hist["run_id"] == hist["run_id"].max()]
-    rounds = [{k: clean(r.get(k)) for k in ROUND_FIELDS} for r in last.to_dict("records")]
+    rounds = [{**{k: clean(r.get(k)) for k in ROUND_FIELDS}, "certified": _certified(r.get("thresholds"))}
+              for r in last.to_dict("records")]
     thr = last.iloc[-1].get("thresholds")
     if not isinstance(thr, list) or not thr:
         return rounds, {}

@@ -336,8 +336,26 @@ def _v5(conn: sa.Connection) -> None:
     comments.create(conn, checkfirst=True)
 
 
+# what a run's last certifying round certified on and applied to (migration 6): the threshold page
+# recomputes the coverage-bound curve from it; ``meta`` (JSON) holds the certifier's parameters,
+# ``data`` an .npz of the validation points (as given to the certifier) and the pool's scores
+run_evidence = sa.Table(
+    "run_evidence",
+    metadata,
+    sa.Column("run_id", sa.Integer, sa.ForeignKey("runs.id"), primary_key=True),
+    sa.Column("round", sa.Integer, nullable=False),
+    sa.Column("meta", sa.Text, nullable=False),
+    sa.Column("data", sa.LargeBinary, nullable=False),
+)
+
+
+def _v6(conn: sa.Connection) -> None:
+    """The evidence of a run's certification (``run_evidence``), for the threshold page."""
+    run_evidence.create(conn, checkfirst=True)
+
+
 #: Ordered migrations: ``MIGRATIONS[i]`` brings a store from version i to i + 1.
-MIGRATIONS: list[Callable[[sa.Connection], None]] = [_v1, _v2, _v3, _v4, _v5]
+MIGRATIONS: list[Callable[[sa.Connection], None]] = [_v1, _v2, _v3, _v4, _v5, _v6]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

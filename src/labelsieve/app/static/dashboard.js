@@ -29,9 +29,9 @@ function reliability(rel) {
   const t1 = svgEl("text", {x: P + W / 2 - 40, y: W + 28, "font-size": "11"}); t1.textContent = "confidence"; s.appendChild(t1);
   const t2 = svgEl("text", {x: 2, y: 20, "font-size": "11"}); t2.textContent = "acc."; s.appendChild(t2);
 }
-// a round that auto-labeled nothing certified no threshold: its bound is "—", never 0
+// a round that certified no threshold (or auto-labeled nothing) has no bound: "—", never 0
 function roundBound(r) {
-  if (!r.n_auto_total && !r.coverage) return "—";
+  if (r.certified === false || (!r.n_auto_total && !r.coverage)) return "—";
   return fmtCertified(r.error_bound);
 }
 async function load() {
