@@ -20,8 +20,9 @@ from labelsieve.store.project import Project, init_project
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory) -> Path:
-    from labelsieve.autolabel.rundir import RunConfig
-    from labelsieve.store.runs import run_project
+    from labelsieve.runs.directory import RunConfig
+
+    from labelsieve.runs.project import run_project
 
     d = tmp_path_factory.mktemp("thrb") / "digits"
     p = init_project(d, load_dataset("digits"))
@@ -32,7 +33,7 @@ def run_dir(tmp_path_factory) -> Path:
 
 
 def test_threshold_page_curve_slider_and_apply(run_dir, serve_project, browser, screenshot) -> None:
-    from labelsieve.store.runs import load_evidence
+    from labelsieve.runs.project import load_evidence
 
     p = Project(run_dir)
     rid, meta, a = load_evidence(p)

@@ -105,9 +105,10 @@ def bound_curve(
     )
     d = delta_per_test(dlt, scope, n_classes, owner=owner)
     if noise_aware:
-        cert = certify_thresholds_noisy(pred, conf, y, label_confidence=label_confidence, label_share=label_share,
+        lc = None if label_confidence is None else np.asarray(label_confidence, dtype=np.float64)
+        cert = certify_thresholds_noisy(pred, conf, y, label_confidence=lc, label_share=label_share,
                                         min_errors=min_errors, **kw)
-        p = error_probabilities(pred, y, label_confidence, n_classes=n_classes)
+        p = error_probabilities(pred, y, lc, n_classes=n_classes)
         uncertain = bool(((p > CERTAIN_TOL) & (p < 1.0 - CERTAIN_TOL)).any())
         d_s, d_l = split_delta(d, label_share, uncertain)
         mn = b.min_n(min_errors, eps, d_s) if uncertain and min_n == "auto" and b.guaranteed else min_n

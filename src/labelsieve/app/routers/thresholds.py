@@ -10,7 +10,7 @@ from fastapi.responses import FileResponse
 
 from labelsieve.app.routers.common import AppState, get_state
 from labelsieve.app.routers.pages import STATIC
-from labelsieve.store import thresholds as T
+from labelsieve.runs import thresholds as T
 
 router = APIRouter()
 

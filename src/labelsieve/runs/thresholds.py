@@ -18,7 +18,7 @@ from labelsieve.errors import InputError
 from labelsieve.guarantees.curve import bound_curve
 from labelsieve.store import schema as S
 from labelsieve.store.project import Project
-from labelsieve.store.runs import load_evidence
+from labelsieve.runs.project import load_evidence
 
 ALL = "all"
 
@@ -108,9 +108,10 @@ def apply_certified(project: Project, *, who: str, run_id: int | None = None) ->
     import pandas as pd
 
     with st.transaction() as c:
-        new = int(c.execute(sa.insert(S.runs).values(kind="apply", config=json.dumps(config), status="complete",
-                                                     started=time.time(), finished=time.time()))
-                  .inserted_primary_key[0])
+        pk = c.execute(sa.insert(S.runs).values(kind="apply", config=json.dumps(config), status="complete",
+                                                started=time.time(), finished=time.time())).inserted_primary_key
+        assert pk is not None  # an INSERT of one row has a primary key
+        new = int(pk[0])
         n = st.append_events(pd.DataFrame({
             "item": pos, "code": pred, "source": "auto", "who": meta.get("model") or "model",
             "version": f"run{rid}", "confidence": conf, "threshold": thr[pred], "round": int(meta["round"]),
