@@ -11,11 +11,11 @@ import pytest
 pytest.importorskip("fastapi", reason="the web app needs fastapi (pip install fastapi uvicorn httpx)")
 pytest.importorskip("httpx", reason="the app tests need httpx")
 from fastapi.testclient import TestClient
-from labelsieve.runs.directory import RunConfig
 
 from labelsieve.app.server import create_app
 from labelsieve.data import load_dataset
 from labelsieve.guarantees.curve import bound_curve
+from labelsieve.runs.directory import RunConfig
 from labelsieve.runs.project import load_evidence, run_project
 from labelsieve.store.project import Project, init_project
 

@@ -21,7 +21,6 @@ from labelsieve.store.project import Project, init_project
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory) -> Path:
     from labelsieve.runs.directory import RunConfig
-
     from labelsieve.runs.project import run_project
 
     d = tmp_path_factory.mktemp("thrb") / "digits"

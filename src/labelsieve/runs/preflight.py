@@ -38,7 +38,7 @@ def budget_preflight(spec: Any, n_items: int, n_classes: int, *, needs_calibrati
     d_test = delta_per_test(d_last, spec.scope, groups)
     need = int(resolve_min_n("auto", spec.epsilon, d_test, spec.bound))  # where the certifier's scan starts
     share = spec.val_fraction * (0.5 if needs_calibration else 1.0) / groups
-    have = int(round(spec.budget * share))
+    have = round(spec.budget * share)
     min_budget = int(-(-need // share)) if share > 0 else 0
     ok = have >= need
     what = "per class" if groups > 1 else "in all"

@@ -23,10 +23,10 @@ import pandas as pd
 import sqlalchemy as sa
 
 from labelsieve.autolabel.oracles import AwaitingAnswers, SimulatedOracle
-from labelsieve.runs.directory import RunConfig, _check_config, build_tbal
-from labelsieve.runs.spec import spec_json
 from labelsieve.autolabel.tbal import TBALResult
 from labelsieve.errors import InputError, LabelsieveError
+from labelsieve.runs.directory import RunConfig, _check_config, build_tbal
+from labelsieve.runs.spec import spec_json
 from labelsieve.store import schema as S
 from labelsieve.store.project import Project
 

@@ -16,9 +16,9 @@ import sqlalchemy as sa
 
 from labelsieve.errors import InputError
 from labelsieve.guarantees.curve import bound_curve
+from labelsieve.runs.project import load_evidence
 from labelsieve.store import schema as S
 from labelsieve.store.project import Project
-from labelsieve.runs.project import load_evidence
 
 ALL = "all"
 
