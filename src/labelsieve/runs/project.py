@@ -43,7 +43,7 @@ class AwaitingLabels(AwaitingAnswers):
         LabelsieveError.__init__(
             self,
             f"run {run_id}: {n_items} items are queued for human labels; start `labelsieve serve {project.path}`, "
-            f"let the labelers answer, then run the same `labelsieve project-run` command again",
+            f"let the labelers answer, then run this same command again (it resumes from the store)",
         )
 
 
