@@ -352,7 +352,7 @@ def test_instructions_are_rendered_markdown_and_html_in_them_is_text(tmp_path, s
             page.wait_for_timeout(300)
             assert page.evaluate("window.__pwned === undefined")
             assert page.locator("#classes button kbd").all_inner_texts() == ["1", "2"]
-            screenshot(page, "label")
+            screenshot(page, "label-instructions-hostile")
         finally:
             ctx.close()
 
@@ -404,5 +404,84 @@ def test_progress_per_labeler_and_per_run_match_the_store(tmp_path, serve_projec
                                    ".textContent === '3'")
             agree = {r[0]: int(r[1]) for r in _rows(page, "#agree-labelers tr:has(td)") if len(r) > 1}
             assert agree == per
+        finally:
+            page.close()
+
+
+# ---------------------------------------------------------------------------------- screenshots
+def _team(d: Path) -> Path:
+    """14 texts, 3 classes: votes of three labelers (agreeing and not), reviews (gold) and auto-labels."""
+    texts = ["a fluffy cat", "big dog barks", "the eel swims", "cat naps", "dog runs", "eel in a pond",
+             "a cat or a dog", "small eel", "dog on a sofa", "cat on a mat", "eel and cat", "a dog again",
+             "a kitten chases an eel", "two puppies"]
+    n = len(texts)
+    p = init_project(d, Dataset(ids=[f"pet-{k}" for k in range(n)], X=np.random.default_rng(3).normal(size=(n, 4)),
+                                classes=("cat", "dog", "eel"), raw=texts, name="pets"))
+    for w in ("ann", "bob", "cy"):
+        p.store.add_labeler(w)
+    p.store.add_labeler("rev", role="reviewer")
+    votes = [(0, "ann", 0), (0, "bob", 0), (0, "cy", 0), (1, "ann", 1), (1, "bob", 1), (1, "cy", 2),
+             (2, "ann", 2), (2, "bob", 2), (2, "cy", 2), (3, "ann", 0), (3, "bob", 1), (4, "bob", 1), (4, "cy", 1)]
+    p.store.append_events([{"item": i, "code": c, "source": "vote", "who": w, "key": f"v{i}{w}"} for i, w, c in votes])
+    p.store.append_events([{"item": i, "code": c, "source": "review", "action": "relabel", "who": "rev"}
+                           for i, c in ((0, 0), (1, 1), (3, 0))])
+    p.store.append_events([{"item": k, "code": k % 3, "source": "auto", "who": "logreg", "confidence": 0.5 + k / 30,
+                            "round": 1 + k % 2} for k in range(5, 12)])
+    p.close()
+    return d
+
+
+PET_RULES = """# Which animal is it?
+
+Label the animal the text is **about**; when two are named, the one doing something.
+
+- *cat*: cats, kittens
+- *dog*: dogs, puppies
+- *eel*: eels (and nothing else that swims)
+
+Not sure? Press `Esc` to skip: someone else answers it.
+"""
+
+
+def test_screenshots_label_review_with_filters_and_dashboard_with_agreement(tmp_path, serve_project, browser,
+                                                                            screenshot) -> None:
+    d = _team(tmp_path / "pets")
+    p = Project(d)
+    L.set_instructions(p, PET_RULES)
+    p.close()
+    with serve_project(d) as url:
+        ctx, page = _open_label(browser, url, "cy")
+        try:
+            page.wait_for_selector("#instructions:not([hidden]) #instructions-body li")
+            assert page.locator("#instructions-body h3").inner_text() == "Which animal is it?"
+            assert page.locator("#instructions-body li").count() == 3
+            assert page.locator("#classes button kbd").all_inner_texts() == ["1", "2", "3"]
+            assert _item(page) == "pet-12"
+            screenshot(page, "label")
+        finally:
+            ctx.close()
+        page = browser.new_page(viewport={"width": 1200, "height": 700})
+        try:
+            page.goto(f"{url}/review?reviewer=rev")
+            page.wait_for_selector("#pageinfo:has-text('(7 auto-labels)')")
+            page.fill("#minconf", "0.6")
+            page.fill("#maxconf", "0.85")
+            page.click("#apply")
+            page.wait_for_selector("#pageinfo:has-text('(6 auto-labels)')")
+            assert [r[2] for r in _rows(page, "#queue tbody tr")] == [f"pet-{k}" for k in range(5, 11)]
+            assert page.locator("#error").inner_text() == ""
+            screenshot(page, "review")
+        finally:
+            page.close()
+        page = browser.new_page(viewport={"width": 1200, "height": 1750})
+        try:
+            page.goto(f"{url}/dashboard")
+            page.wait_for_function("document.querySelector('#alpha').textContent !== '…'")
+            page.wait_for_selector("#labelers tr:has(td)")
+            assert page.locator("#n-votes").inner_text() == "13"
+            assert [r[0] for r in _rows(page, "#agree-labelers tr:has(td)")] == ["ann", "bob", "cy"]
+            assert len(_rows(page, "#agree-pairs tr:has(td)")) == 3
+            assert page.locator("#error").inner_text() == ""
+            screenshot(page, "dashboard")
         finally:
             page.close()
