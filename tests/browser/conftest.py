@@ -19,12 +19,12 @@ from typing import Any
 import pytest
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-#: Screenshots go to tests/browser/out/, or to docs/screenshots/ with LABELSIEVE_UPDATE_SCREENSHOTS=1.
-SHOTS = (
-    Path(__file__).resolve().parents[2] / "docs" / "screenshots"
-    if os.environ.get("LABELSIEVE_UPDATE_SCREENSHOTS") == "1"
-    else Path(__file__).resolve().parent / "out"
-)
+#: Screenshots go to tests/browser/out/; those the docs show (DOC_SHOTS) to docs/screenshots/ with
+#: LABELSIEVE_UPDATE_SCREENSHOTS=1.
+OUT = Path(__file__).resolve().parent / "out"
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+DOC_SHOTS = frozenset({"label", "review", "gallery", "thresholds", "dashboard", "map", "boxes"})
+UPDATE_DOCS = os.environ.get("LABELSIEVE_UPDATE_SCREENSHOTS") == "1"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]
 
@@ -70,8 +70,9 @@ def serve_project() -> Any:
 
 
 def _shot(page: Any, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"{name}.png"))
+    where = DOCS if UPDATE_DOCS and name in DOC_SHOTS else OUT
+    where.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(where / f"{name}.png"))
 
 
 @pytest.fixture(scope="session")

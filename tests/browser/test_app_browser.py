@@ -1,7 +1,7 @@
 """Browser tests: Debian's Chromium (headless, loopback) drives the web app through Playwright.
 
 Label an item, batch-accept in the review queue, see the dashboard numbers change; screenshots of
-each page go to tests/browser/out/ (or to docs/screenshots/ with LABELSIEVE_UPDATE_SCREENSHOTS=1).
+each page go to tests/browser/out/ (map.png to docs/screenshots/ with LABELSIEVE_UPDATE_SCREENSHOTS=1).
 Skipped with a reason when chromium or playwright is missing.
 """
 
@@ -48,7 +48,7 @@ def test_label_review_and_dashboard_change(base_url, page, screenshot) -> None:
     page.goto(f"{url}/label?labeler=ann")
     page.wait_for_selector("#itemid:has-text('item digits-')")
     first = page.locator("#itemid").inner_text()
-    screenshot(page, "label")
+    screenshot(page, "label-digits")
     page.keyboard.press("1")  # digit class names are their own keys: 1 = class "1" (defect 2: main recorded "0")
     page.wait_for_function(f"document.querySelector('#itemid').textContent !== {first!r}")
     page.locator("button[data-label='3']").click()  # and one by click
@@ -57,7 +57,7 @@ def test_label_review_and_dashboard_change(base_url, page, screenshot) -> None:
     page.goto(f"{url}/review?reviewer=rev")
     page.wait_for_selector("#queue tbody tr")
     assert "(100 auto-labels)" in page.locator("#pageinfo").inner_text()
-    screenshot(page, "review")
+    screenshot(page, "review-digits")
     page.locator("#all").click()
     page.locator("#accept").click()
     page.wait_for_selector("#msg:has-text('50 label event')")
@@ -69,7 +69,7 @@ def test_label_review_and_dashboard_change(base_url, page, screenshot) -> None:
     after = {k: _stat(page, f"#n-{k}") for k in ("reviews", "votes", "auto")}
     assert after == {"reviews": 50, "votes": 2, "auto": 50}
     assert page.locator(".relbar").count() >= 1  # reliability against the 50 accepted reviews
-    screenshot(page, "dashboard")
+    screenshot(page, "dashboard-digits")
     votes = Project(d).store.events(source="vote")
     assert votes["who"].tolist() == ["ann", "ann"] and votes["code"].tolist() == [1, 3]
 

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 #: Sources a current label can have (``vote`` never wins one by itself), and ``any``.
 LABEL_SOURCES = tuple(s for s in S.PRECEDENCE if s != "vote")
-REVIEW_SOURCES = (*LABEL_SOURCES, "any")
+REVIEW_SOURCES = (*LABEL_SOURCES, "any", "rejected")
 #: Gallery source filter: a current source, ``unlabeled`` (no current label) or ``rejected``.
 GALLERY_SOURCES = (*LABEL_SOURCES, "unlabeled", "rejected")
 #: Sources of current labels that count as gold for labeler accuracy (as in labeler_accuracy).
@@ -79,7 +79,8 @@ def review_queue(project: Project, *, cls: str | None = None, round: int | None 
     ``source``: the current label's source (default ``auto``, as the original queue; ``any``: all of
     them). ``min_conf``/``max_conf``: inclusive confidence range (items without a confidence are left
     out by either). ``who``: who made the current label. ``voter``: only items this labeler has a
-    live vote on. ``disagreement``: only items whose live votes disagree. Rejected items (no current label) are never listed. Returns the number matching
+    live vote on. ``disagreement``: only items whose live votes disagree. Rejected items (no current
+    label) are listed only with ``source="rejected"`` (label None). Returns the number matching
     and one page: ``pos, label, confidence, round, source, who``.
     """
     classes = project.classes
@@ -87,8 +88,11 @@ def review_queue(project: Project, *, cls: str | None = None, round: int | None 
     if min_conf is not None and max_conf is not None and min_conf > max_conf:
         raise InputError(f"min_conf ({min_conf}) must not exceed max_conf ({max_conf})")
     cl = S.current_label
-    cond: list[Any] = [cl.c.code.is_not(None)]
-    if src != "any":
+    if src == "rejected":  # review rejections (no current label): the page offers to un-reject them
+        cond: list[Any] = [cl.c.code.is_(None), cl.c.source == "review"]
+    else:
+        cond = [cl.c.code.is_not(None)]
+    if src not in ("any", "rejected"):
         cond.append(cl.c.source == src)
     code = _class_code(classes, cls)
     if code is not None:
@@ -111,7 +115,8 @@ def review_queue(project: Project, *, cls: str | None = None, round: int | None 
         rows = c.execute(sa.select(cl.c.item, cl.c.code, cl.c.confidence, cl.c.round, cl.c.source, cl.c.who)
                          .where(*cond).order_by(cl.c.confidence.asc(), cl.c.item).limit(page_size)
                          .offset(max(page, 0) * page_size)).fetchall()
-    df = pd.DataFrame({"pos": [int(r[0]) for r in rows], "label": [classes[int(r[1])] for r in rows],
+    df = pd.DataFrame({"pos": [int(r[0]) for r in rows],
+                       "label": [None if r[1] is None else classes[int(r[1])] for r in rows],
                        "confidence": [r[2] for r in rows], "round": [r[3] for r in rows],
                        "source": [r[4] for r in rows], "who": [r[5] for r in rows]})
     return int(total), df

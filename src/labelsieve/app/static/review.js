@@ -1,7 +1,7 @@
 "use strict";
 let page = 0, total = 0, cursor = 0;
 const PAGE = 50;
-const SOURCES = ["human", "aggregate", "review", "import", "salutary"];
+const SOURCES = ["human", "aggregate", "review", "import", "salutary", "rejected"];
 
 async function load() {
   showError("");
@@ -29,14 +29,14 @@ async function load() {
     if (it.kind === "image") ti.appendChild(el("img", null, {src: it.thumb, class: "thumb small", alt: it.id}));
     else ti.appendChild(el("span", (it.text || "").slice(0, 120)));
     tr.appendChild(ti);
-    [it.id, it.label, it.source, it.who, fmt(it.confidence, 4), it.round].forEach(v => tr.appendChild(el("td", v)));
+    [it.id, it.label === null ? "—" : it.label, it.source, it.who, fmt(it.confidence, 4), it.round].forEach(v => tr.appendChild(el("td", v)));
     tr.setAttribute("data-id", it.id);
     tb.appendChild(tr);
   }
   cursor = Math.min(cursor, Math.max(0, r.items.length - 1));
   highlight();
   const pages = Math.max(1, Math.ceil(total / PAGE));
-  document.getElementById("pageinfo").textContent = " page " + (page + 1) + " of " + pages + " (" + total + (document.getElementById("source").value === "auto" ? " auto-labels) " : " labels) ");
+  document.getElementById("pageinfo").textContent = " page " + (page + 1) + " of " + pages + " (" + total + ({auto: " auto-labels) ", rejected: " rejected) "}[document.getElementById("source").value] || " labels) ");
 }
 
 function rows() { return [...document.querySelectorAll("#queue tbody tr")]; }
@@ -56,7 +56,8 @@ async function act(action, only) {
                 request_id: crypto.randomUUID ? crypto.randomUUID() : String(Date.now()) + Math.random()};
   if (action === "relabel") body.label = document.getElementById("newlabel").value;
   try {
-    const r = await post("/api/review", body);
+    // un-reject withdraws the rejections (events): the label before each one is current again
+    const r = await post(action === "unreject" ? "/api/unreject" : "/api/review", body);
     document.getElementById("msg").textContent = r.action + ": " + r.events + " label event(s) written";
     localStorage.setItem("reviewer", body.reviewer);
     await load();
@@ -73,7 +74,7 @@ api("/api/project").then(p => {
   document.getElementById("prev").addEventListener("click", () => { if (page > 0) { page--; load().catch(e => showError(e.message)); } });
   document.getElementById("next").addEventListener("click", () => { if ((page + 1) * PAGE < total) { page++; load().catch(e => showError(e.message)); } });
   document.getElementById("all").addEventListener("click", () => document.querySelectorAll(".pick").forEach(c => { c.checked = true; }));
-  for (const a of ["accept", "reject", "relabel"]) document.getElementById(a).addEventListener("click", () => act(a));
+  for (const a of ["accept", "reject", "relabel", "unreject"]) document.getElementById(a).addEventListener("click", () => act(a));
   for (const s of SOURCES) document.getElementById("source").appendChild(el("option", s, {value: s}));
   document.addEventListener("keydown", e => {
     const t = e.target && e.target.tagName;
@@ -83,6 +84,7 @@ api("/api/project").then(p => {
     else if (e.key === "k" && n) { cursor = Math.max(0, cursor - 1); highlight(); }
     else if (e.key === "x" && n) { const cb = rows()[cursor].querySelector(".pick"); cb.checked = !cb.checked; }
     else if ((e.key === "a" || e.key === "r") && current()) act(e.key === "a" ? "accept" : "reject", current());
+    else if (e.key === "u" && current()) act("unreject", current());
     else return;
     e.preventDefault();
   });
