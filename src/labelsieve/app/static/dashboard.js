@@ -15,7 +15,7 @@ function svgEl(tag, attrs) {
 }
 function reliability(rel) {
   const s = document.getElementById("reliability"); s.replaceChildren();
-  document.getElementById("basis").textContent = rel.basis ? "(against " + rel.basis + ", n = " + rel.n + ")" : "(no auto-labels yet)";
+  document.getElementById("basis").textContent = rel.basis ? "(against " + rel.basis + ", n = " + rel.n + ")" : "(no auto-label has been reviewed or has ground truth yet)";
   const P = 30, W = 280;
   s.appendChild(svgEl("rect", {x: P, y: 10, width: W, height: W, fill: "#fff", stroke: "#999"}));
   s.appendChild(svgEl("line", {x1: P, y1: 10 + W, x2: P + W, y2: 10, stroke: "#aaa", "stroke-dasharray": "4"}));
@@ -51,7 +51,7 @@ async function load() {
                            fmt(r.auto_label_error, 4)]));
   table("thresholds", ["class", "threshold"], Object.entries(d.thresholds).map(([c, t]) => [c, fmtCertified(t, 4)]));
   const iv = (lo, hi) => lo === null || lo === undefined ? "—" : "[" + fmt(lo) + ", " + fmt(hi) + "]";
-  table("labelers", ["labeler", "votes", "accuracy used", "95% interval", "basis", "gold items", "gold correct", "gold accuracy [95%]"],
+  table("labelers", ["labeler", "votes", "accuracy used", "95% interval", "basis", "gold items", "gold correct", "gold accuracy: Beta posterior mean [95%]"],
         d.labelers.map(r => [r.labeler, r.n_votes, fmt(r.accuracy), iv(r.lower, r.upper), r.basis,
                              r.n_gold || 0, r.n_correct || 0, r.n_gold ? fmt(r.gold_accuracy) + " " + iv(r.gold_lower, r.gold_upper) : "—"]));
   reliability(d.reliability);
