@@ -74,8 +74,8 @@ def labeler_loop(base: str, who: str, truth: dict[str, str], classes: list[str],
 
 
 def make_shapes(root: Path, n: int = 1200, size: int = 32, seed: int = 0) -> Path:
-    """A binary image folder ``root/{circle,square}/*.png``: one filled shape per image, random size,
-    position, gray levels and pixel noise; about one in twelve shapes is small and faint (hard)."""
+    """A binary image folder ``root/{circle,square}/*.png``: one filled shape per image, near the centre,
+    random size, gray levels and pixel noise; about one in twelve shapes is small and faint (hard)."""
     from PIL import Image, ImageDraw
 
     rng = np.random.default_rng(seed)
@@ -84,7 +84,7 @@ def make_shapes(root: Path, n: int = 1200, size: int = 32, seed: int = 0) -> Pat
         (root / cls).mkdir(parents=True, exist_ok=True)
         hard = rng.random() < 1 / 12
         r = rng.uniform(3, 5) if hard else rng.uniform(6, 12)
-        cx, cy = rng.uniform(r + 1, size - r - 1, size=2)
+        cx, cy = size / 2 + rng.uniform(-2, 2, size=2)
         bg, fg = rng.uniform(0, 80), (rng.uniform(90, 130) if hard else rng.uniform(150, 255))
         im = Image.new("L", (size, size), int(bg))
         d = ImageDraw.Draw(im)
