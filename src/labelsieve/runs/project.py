@@ -146,6 +146,15 @@ def _config_json(cfg: RunConfig) -> str:
     return spec_json(cfg, sort_keys=True)
 
 
+def will_resume(project: Project, cfg: RunConfig) -> bool:
+    """Whether :func:`find_or_create_run` would resume an unfinished run of ``cfg`` (read-only)."""
+    t = S.runs
+    with project.store.read() as c:
+        row = c.execute(sa.select(t.c.config).where(t.c.status.in_(["running", "waiting"]))
+                        .order_by(t.c.id.desc())).first()
+    return row is not None and row[0] == _config_json(cfg)
+
+
 def find_or_create_run(project: Project, cfg: RunConfig, *, new: bool = False) -> tuple[int, int]:
     """Latest unfinished run with this configuration (resume), else a new one: ``(run_id, last_round)``.
 
