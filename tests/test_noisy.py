@@ -286,18 +286,19 @@ def test_threshold_collect_equals_the_live_collector():
 def test_oracle_answers_and_accounting(blobs):
     o = CrowdOracle(blobs, accuracy_range=(0.7, 0.9), tau=0.99, kappa=5, gold_size=100, random_state=0)
     ids = blobs.ids[:200]
-    lab = o.ask(ids)
-    q = o.label_confidence(ids)
+    ans = o.ask(ids)
+    lab, q = ans.labels, o.label_confidence(ids)
     assert lab.shape == q.shape == (200,)
+    np.testing.assert_array_equal(ans.p_correct, q)  # the answers carry their posterior
     assert o.answers_spent == int(o.n_answers_[:200].sum()) and 200 <= o.answers_spent <= 1000
     assert o.cost == pytest.approx(o.answers_spent + 100 * 10 + 5.0 * 100)
-    again = o.ask(ids[::-1])  # asking again costs nothing and answers the same
+    again = o.ask(ids[::-1]).labels  # asking again costs nothing and answers the same
     assert (again == lab[::-1]).all() and o.answers_spent == int(o.n_answers_[:200].sum())
     plain = CrowdOracle(blobs, accuracy_range=(0.7, 0.9), tau=0.99, kappa=5, gold_size=100, random_state=0,
                         conservative=False)
     plain.ask(ids)
     assert (q <= plain.label_confidence(ids) + 1e-12).all()
-    assert (lab == plain.ask(ids)).all()
+    assert (lab == plain.ask(ids).labels).all()
     with pytest.raises(InputError, match="never asked"):
         o.label_confidence(blobs.ids[300:301])
     with pytest.raises(InputError, match="unknown item id 'nope'"):
@@ -330,7 +331,7 @@ def test_calibrated_posteriors_and_wrong_label_count(blobs):
         o = CrowdOracle(blobs, accuracy_range=(0.6, 0.8), tau=0.9, kappa=3, difficulty=0.0, confusion="uniform",
                         accuracy_source="true", conservative=False, random_state=s)
         ids = blobs.ids[s : s + 300]
-        lab = o.ask(ids)
+        lab = o.ask(ids).labels
         truth = blobs.y[s : s + 300]
         rng = np.random.default_rng(s)
         auto_wrong = rng.random(200) < 0.04  # 200 auto-labels from a rule with error 0.04 <= eps = 0.05

@@ -77,7 +77,7 @@ def test_crowd_run_p_wrong_is_the_posterior_and_epsilon(crowd_run):
     cfg = rundir.RunConfig.from_json(crowd_run / "config.json")
     oracle = rundir.build_crowd_oracle(cfg, load_dataset("breast-cancer", seed=cfg.seed))
     ids = human.id.to_numpy(dtype=object)
-    codes = oracle.ask(ids)
+    codes = oracle.ask(ids).labels
     ds = load_dataset("breast-cancer")
     assert (np.asarray(ds.classes, dtype=object)[codes] == human.label.to_numpy()).all()
     np.testing.assert_allclose(human.p_wrong, 1 - oracle.label_confidence(ids), atol=1e-12)
@@ -199,8 +199,8 @@ def test_export_wrong_label_count_within_its_bound_on_held_out_runs(tmp_path):
         o = CrowdOracle(ds, accuracy_range=(0.6, 0.8), tau=0.9, kappa=3, difficulty=0.0, confusion="uniform",
                         accuracy_source="true", conservative=False, random_state=s)
         ids = ds.ids[crowd_items]
-        lab, q = o.ask(ids), None
-        q = o.label_confidence(ids)
+        ans = o.ask(ids)
+        lab, q = ans.labels, ans.p_correct
         p.store.append_events(_aggregate_events(crowd_items, lab, q, f"s{s}"))
         rng = np.random.default_rng(s)
         wrong = rng.random(len(auto_items)) < 0.04
@@ -240,8 +240,9 @@ def test_prediction_error_probability_and_the_certifier():
           "confusion": "uniform", "random_state": 1}
     cons, plain = CrowdOracle(ds, **kw), CrowdOracle(ds, conservative=False, **kw)
     ids = ds.ids[:400]
-    lab = cons.ask(ids)
-    assert (plain.ask(ids) == lab).all()
+    got = cons.ask(ids)
+    lab = got.labels
+    assert (plain.ask(ids).labels == lab).all()
     good = rng.random(400) < 0.85
     pred = np.where(good, y[:400], rng.integers(0, k, 400))
     pe = cons.prediction_error_probability(ids, pred)
@@ -249,6 +250,8 @@ def test_prediction_error_probability_and_the_certifier():
     # agrees: exactly 1 - label_confidence; disagrees: a bound below the certain error
     np.testing.assert_allclose(pe[agree], 1 - cons.label_confidence(ids)[agree], atol=1e-12)
     assert (pe[~agree] < 1).all()
+    # the answers' posterior gives the same bound for any prediction
+    np.testing.assert_array_equal(np.clip(1 - got.posterior[np.arange(400), pred], 0, 1), pe)
     # without the accuracy box the posteriors are exact: one minus the error probabilities of all
     # classes sums to one, and the box only makes each class less likely
     all_pe = np.stack([plain.prediction_error_probability(ids, np.full(400, c)) for c in range(k)], axis=1)

@@ -27,6 +27,7 @@ from scipy import special, stats
 
 from labelsieve._validation import check_interval, check_open_unit, check_option, check_positive_int
 from labelsieve.autolabel.noisy import accuracy_limits, conservative_label_confidence
+from labelsieve.autolabel.oracles import Answers
 from labelsieve.data.dataset import UNLABELED, Dataset
 from labelsieve.errors import InputError, ParameterError
 
@@ -327,13 +328,15 @@ class CrowdOracle:
         return n_lab
 
     # ------------------------------------------------------------------ the Oracle protocol
-    def ask(self, ids: np.ndarray) -> np.ndarray:
-        """Aggregated (GTX) label codes of ``ids``; collects answers for items not seen before."""
+    def ask(self, ids: np.ndarray) -> Answers:
+        """Aggregated (GTX) labels of ``ids`` with their (conservative) posteriors; collects answers
+        for items not seen before."""
         self._setup()
         pos = self._positions(ids)
         new = np.unique(pos[self.label_[pos] == UNLABELED])
         self._collect(new)
-        return self.label_[pos].copy()
+        return Answers(self.label_[pos].copy(), p_correct=self.confidence_[pos].copy(),
+                       posterior=np.clip(self.min_posterior_[pos], 0.0, 1.0))
 
     def label_confidence(self, ids: np.ndarray) -> np.ndarray:
         """P(true label == the given label | answers) for items already asked (conservative)."""

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from labelsieve.autolabel.oracles import as_answers
 from labelsieve.engine.local import score_in_blocks
 from labelsieve.errors import InputError
 from labelsieve.guarantees.pac import PACLabeler
@@ -44,17 +45,12 @@ GUARANTEES = (GUARANTEE_SUBSET, GUARANTEE_DATASET)
 
 
 def _ask(oracle: Any, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-    """Labels from ``oracle.ask`` and, when the oracle knows it, P(label correct) per label."""
-    ans = oracle.ask(ids)
-    labels = getattr(ans, "labels", ans)
-    p = getattr(ans, "p_correct", None)
-    if p is None and callable(getattr(oracle, "label_confidence", None)):
-        p = oracle.label_confidence(ids)
-    labels = np.asarray(labels, dtype=np.int64)
-    if p is None:
-        return labels, None
-    p = np.asarray(p, dtype=np.float64)
-    return labels, (None if np.all(p >= 1.0) else p)
+    """Labels from ``oracle.ask`` and their P(label correct) (None when every answer is certain)."""
+    ans = as_answers(oracle.ask(ids))
+    p = ans.p_correct
+    if p is None and ans.posterior is not None:
+        p = ans.posterior[np.arange(len(ans)), ans.labels]
+    return ans.labels, (None if p is None or np.all(p >= 1.0) else p)
 
 
 def finish_dataset_guarantee(result: Any, dataset: Any, oracle: Any, spec: Any) -> Any:

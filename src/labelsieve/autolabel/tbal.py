@@ -34,7 +34,7 @@ from labelsieve._validation import (
 )
 from labelsieve.active.base import QueryState, QueryStrategy, loop_strategy
 from labelsieve.autolabel.certify import BOUNDS, SCANS, SCOPES, Certificate, certify_thresholds
-from labelsieve.autolabel.oracles import Oracle, SimulatedOracle
+from labelsieve.autolabel.oracles import Oracle, SimulatedOracle, as_answers
 from labelsieve.confidence.base import ConfidenceFunction, MaxSoftmax
 from labelsieve.data.dataset import UNLABELED, Dataset
 from labelsieve.engine import resolve_engine
@@ -148,11 +148,12 @@ class TBAL:
         earlier choice touched. ``geometric``/``uniform`` auto-label every round, reusing validation
         points across rounds (see docs/guarantee.md for what is and is not proven there).
     certifier : callable, optional
-        Replaces :func:`certify_thresholds` (same keyword arguments). When the oracle has a
-        ``label_confidence(ids)`` method (P(true label == given label), e.g. a crowd posterior), the
-        loop passes ``label_confidence=`` for the validation points, and the certifier must use it;
-        if it also has ``prediction_error_probability(ids, predicted)``, a custom certifier gets
-        ``error_probability=`` (upper bounds of P(true label != prediction)) as well.
+        Replaces :func:`certify_thresholds` (same keyword arguments). When the oracle's
+        :class:`~labelsieve.autolabel.oracles.Answers` carry ``p_correct`` (P(true label == given
+        label), e.g. a crowd posterior), the loop passes ``label_confidence=`` for the validation
+        points (1 for certain answers), and the certifier must use it; when they carry a
+        ``posterior``, a custom certifier gets ``error_probability=`` (upper bounds of
+        P(true label != prediction) = 1 - posterior[i, prediction]) as well.
     random_state : int, optional
     progress : bool
         Show a progress bar over rounds.
@@ -274,9 +275,29 @@ class TBAL:
         in_pool = np.ones(n, dtype=bool)  # neither human- nor auto-labeled yet
         role = np.full(n, "", dtype=object)  # what a label was used for: validation | train | auto
 
+        # what the answers say of their own noise, per item: NaN where an answer is certain
+        p_correct = np.full(n, np.nan)
+        posterior: np.ndarray | None = None  # (n, K), allocated with the first posterior
+
         def ask(idx: np.ndarray, rnd: int, what: Any = "train") -> np.ndarray:
-            y = oracle.ask(dataset.ids[idx])
+            nonlocal posterior
+            ans = as_answers(oracle.ask(dataset.ids[idx]))
+            if len(ans) != len(idx):
+                raise InputError(f"the oracle answered {len(ans)} of {len(idx)} items")
+            if ans.posterior is not None and ans.posterior.shape[1] != K:
+                raise InputError(f"the oracle's posterior has {ans.posterior.shape[1]} classes; the dataset has {K}")
+            y = ans.labels
             label[idx], source[idx], round_out[idx], in_pool[idx], role[idx] = y, HUMAN, rnd, False, what
+            if ans.p_correct is not None:
+                p_correct[idx] = ans.p_correct
+            elif ans.posterior is not None:  # P(label correct) is the posterior of the label
+                p_correct[idx] = ans.posterior[np.arange(len(y)), y]
+            else:
+                p_correct[idx] = np.nan
+            if ans.posterior is not None and posterior is None:
+                posterior = np.full((n, K), np.nan)
+            if posterior is not None:
+                posterior[idx] = np.nan if ans.posterior is None else ans.posterior
             return y
 
         perm = rng.permutation(n)
@@ -307,15 +328,9 @@ class TBAL:
                 th_sel = ~cal
             v_pred, v_conf = cf.confidence(val_scores)
             d_r = float(deltas[r - 1])
-            extra: dict[str, Any] = {}
-            label_conf = getattr(oracle, "label_confidence", None)
-            if label_conf is not None:
-                extra["label_confidence"] = np.asarray(label_conf(dataset.ids[act[th_sel]]), dtype=np.float64)
-            err_prob = getattr(oracle, "prediction_error_probability", None)
-            if err_prob is not None and self.certifier is not None:  # P(true label != prediction), a bound
-                extra["error_probability"] = np.asarray(
-                    err_prob(dataset.ids[act[th_sel]], v_pred[th_sel]), dtype=np.float64
-                )
+            extra: dict[str, Any] = _noise_arguments(
+                act[th_sel], v_pred[th_sel], label, p_correct, posterior, with_error=self.certifier is not None
+            )
             cert = (self.certifier or certify_thresholds)(
                 v_pred[th_sel],
                 v_conf[th_sel],
@@ -508,3 +523,34 @@ def _progress(total: int, show: bool) -> Any:
     from tqdm.auto import tqdm
 
     return tqdm(total=total, desc="TBAL rounds", unit="round")
+
+
+def _noise_arguments(
+    val: np.ndarray,
+    pred: np.ndarray,
+    label: np.ndarray,
+    p_correct: np.ndarray,
+    posterior: np.ndarray | None,
+    *,
+    with_error: bool,
+) -> dict[str, np.ndarray]:
+    """The certifier's ``label_confidence`` / ``error_probability`` for validation points ``val``.
+
+    Nothing when every answer is certain. ``label_confidence`` is 1 for certain answers;
+    ``error_probability`` (only ``with_error``, i.e. a custom certifier) is ``1 - posterior[pred]``
+    where an answer has a posterior, else what its ``p_correct`` implies (1 on disagreement).
+    """
+    out: dict[str, np.ndarray] = {}
+    pc = p_correct[val]
+    known = ~np.isnan(pc)
+    if not known.any():
+        return out
+    q = np.where(known, pc, 1.0)
+    out["label_confidence"] = q
+    if with_error and posterior is not None:
+        post = posterior[val]
+        have = ~np.isnan(post).any(axis=1)
+        err = np.where(pred == label[val], 1.0 - q, 1.0)
+        err[have] = np.clip(1.0 - post[have, pred[have]], 0.0, 1.0)
+        out["error_probability"] = err
+    return out

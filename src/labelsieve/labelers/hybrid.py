@@ -109,7 +109,7 @@ def run_hybrid(
     X : array (n, d) — features the downstream classifier trains on (e.g. embeddings).
     pred, conf : arrays (n,) — the labeler's prediction and confidence per pool item.
     ids : array (n,) — item ids, passed to ``oracle.ask``.
-    oracle : object with ``ask(ids) -> codes`` (the humans).
+    oracle : object with ``ask(ids) -> Answers`` (the humans; a bare array of codes also works).
     thresholds : float or array (n_classes,)
     X_test, y_test : held-out evaluation data.
     n_classes : int
@@ -150,7 +150,9 @@ def run_hybrid(
     labels = np.full(n, UNLABELED, dtype=np.int64)
     labels[auto] = pred[auto]
     if human.any():
-        labels[human] = np.asarray(oracle.ask(np.asarray(ids)[human]), dtype=np.int64)
+        from labelsieve.autolabel.oracles import as_answers
+
+        labels[human] = as_answers(oracle.ask(np.asarray(ids)[human])).labels
     source = np.full(n, "", dtype=object)
     source[auto], source[human] = "auto", "human"
     have = labels != UNLABELED

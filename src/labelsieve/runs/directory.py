@@ -42,10 +42,12 @@ import pandas as pd
 
 from labelsieve._validation import check_interval, check_option, check_positive_int
 from labelsieve.autolabel.oracles import (
+    Answers,
     AwaitingAnswers,
     FileOracle,
     RecordingOracle,
     SimulatedOracle,
+    as_answers,
     atomic_write_text,
 )
 from labelsieve.autolabel.tbal import TBAL, TBALResult
@@ -186,23 +188,16 @@ def build_crowd_oracle(cfg: RunConfig, dataset: Any) -> Any:
 
 class CrowdRecordingOracle(RecordingOracle):
     """:class:`RecordingOracle` for the (deterministic, simulated) crowd: always asks the crowd too,
-    so its posteriors and cost accounting cover every item the run used, also after a resume."""
+    so its posteriors and cost accounting cover every item the run used, also after a resume (and
+    for answers recorded before their posteriors were)."""
 
-    def ask(self, ids: np.ndarray) -> np.ndarray:
-        got = self.inner.ask(np.asarray(ids, dtype=object))
+    def ask(self, ids: np.ndarray) -> Answers:
+        got = as_answers(self.inner.ask(np.asarray(ids, dtype=object)))
         rec = super().ask(ids)
-        if not np.array_equal(got, rec):
+        if not np.array_equal(got.labels, rec.labels):
             raise InputError(f"{self.path}: recorded crowd answers differ from the replayed crowd; the run's "
                              "configuration changed since it was recorded")
-        return rec
-
-    def label_confidence(self, ids: np.ndarray) -> np.ndarray:
-        crowd: Any = self.inner  # a CrowdOracle: it carries the posteriors
-        return crowd.label_confidence(np.asarray(ids, dtype=object))
-
-    def prediction_error_probability(self, ids: np.ndarray, predicted: np.ndarray) -> np.ndarray:
-        crowd: Any = self.inner
-        return crowd.prediction_error_probability(np.asarray(ids, dtype=object), predicted)
+        return got
 
 
 def run_in_directory(
@@ -307,8 +302,12 @@ def _require_truth(dataset: Any, cfg: RunConfig) -> None:
 
 
 def _run_and_write(cfg: RunConfig, out: Path, tbal: TBAL, dataset: Any, inner: Any) -> TBALResult:
-    rec = CrowdRecordingOracle if cfg.oracle == "crowd" else RecordingOracle
-    oracle = rec(inner, out / "state" / "answers.csv")
+    path = out / "state" / "answers.csv"
+    if cfg.oracle == "crowd":
+        oracle: RecordingOracle = CrowdRecordingOracle(inner, path)
+    else:  # runs recorded before p_correct was: their simulated noise is still known
+        legacy = 1.0 - cfg.noise if cfg.oracle == "simulated" and cfg.noise > 0 else None
+        oracle = RecordingOracle(inner, path, legacy_p_correct=legacy)
     result = tbal.run(dataset, oracle)
     if cfg.guarantee == "dataset":
         from labelsieve.autolabel.pac_run import finish_dataset_guarantee

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from labelsieve.autolabel.oracles import AwaitingAnswers, SimulatedOracle
+from labelsieve.autolabel.oracles import Answers, AwaitingAnswers, SimulatedOracle, as_answers
 from labelsieve.autolabel.tbal import TBALResult
 from labelsieve.errors import InputError, LabelsieveError
 from labelsieve.runs.directory import RunConfig, _check_config, build_tbal
@@ -69,29 +69,36 @@ class StoreOracle:
             rows = c.execute(sa.select(t.c.item, t.c.code).where(t.c.run_id == self.run_id)).fetchall()
         return {int(i): int(k) for i, k in rows}
 
-    def ask(self, ids: np.ndarray) -> np.ndarray:
+    def ask(self, ids: np.ndarray) -> Answers:
+        """The run's labels of ``ids``, with ``p_correct`` always set: :meth:`label_confidence`.
+
+        The inner (simulated) oracle's own ``p_correct`` is not used: a project's simulated
+        answers are stored and certified as expert labels, as before typed answers.
+        """
         # TBAL asks twice in round 0 (validation, seed), then once per round
         self._calls += 1
         rnd = 0 if self._calls <= 2 else self._calls - 2
         pos = np.array([self._pos[str(i)] for i in ids], dtype=np.int64)
         have = self._stored(pos)
-        inner_codes = self.inner.ask(ids) if self.inner is not None else None  # always, to keep its RNG in step
+        # the inner oracle is asked always, to keep its RNG in step
+        inner = as_answers(self.inner.ask(ids)) if self.inner is not None else None
         todo = np.array([p not in have for p in pos])
         if todo.any():
-            if inner_codes is not None:
-                new = dict(zip(pos[todo].tolist(), inner_codes[todo].tolist(), strict=True))
+            if inner is not None:
+                new = dict(zip(pos[todo].tolist(), inner.labels[todo].tolist(), strict=True))
                 self._record(new, rnd, source="human", who="simulated-oracle")
             else:
                 self._from_store_or_queue(pos[todo], rnd)
             have = self._stored(pos)
-        return np.array([have[int(p)] for p in pos], dtype=np.int64)
+        return Answers(np.array([have[int(q)] for q in pos], dtype=np.int64), p_correct=self.label_confidence(ids))
 
     def label_confidence(self, ids: np.ndarray) -> np.ndarray:
-        """P(true label == the run's label) per item: the GTX posterior for labels the web app
-        aggregated from several labelers' votes, 1 for expert labels (human, import, review).
+        """P(true label == the run's label) per item from the store: the GTX posterior for labels
+        the web app aggregated from several labelers' votes, 1 for expert labels (human, import,
+        review).
 
-        The TBAL loop passes these to the noise-aware certifier, so validation on crowd labels
-        collected live carries their noise into the guarantee (docs/noisy-guarantee.md).
+        :meth:`ask` returns these as ``p_correct``, so validation on crowd labels collected live
+        carries their noise into the guarantee (docs/noisy-guarantee.md).
         """
         pos = [self._pos[str(i)] for i in ids]
         cl = S.current_label
