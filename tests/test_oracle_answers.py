@@ -216,3 +216,22 @@ def test_answers_behave_like_their_labels_for_old_callers():
     assert as_answers(a) is a
     legacy = as_answers(np.array([2, 0]))
     assert legacy.labels.tolist() == [2, 0] and legacy.p_correct is None and legacy.posterior is None
+
+
+def test_project_runs_carry_simulated_noise_like_the_export(tmp_path):
+    """A project run's simulated answers with --noise reach the certifier with P(correct) = 1 - noise, the
+    same number the export's p_wrong states (before, the store oracle certified them as expert labels)."""
+    from labelsieve.runs.directory import RunConfig
+    from labelsieve.runs.project import StoreOracle, find_or_create_run
+    from labelsieve.store.project import init_project
+
+    ds = load_dataset("breast-cancer")
+    p = init_project(tmp_path / "p", ds)
+    ids = np.asarray(ds.ids)[:40]
+    r1, _ = find_or_create_run(p, RunConfig(dataset="project", noise=0.1))
+    noisy = StoreOracle(p, run_id=r1, inner=SimulatedOracle(ds, noise=0.1, random_state=0)).ask(ids)
+    assert noisy.p_correct is not None and np.allclose(noisy.p_correct, 0.9)
+    r2, _ = find_or_create_run(p, RunConfig(dataset="project"), new=True)
+    exact = StoreOracle(p, run_id=r2, inner=SimulatedOracle(ds, random_state=0)).ask(ids)
+    assert exact.p_correct is not None and np.all(exact.p_correct == 1.0)
+    p.close()

@@ -127,6 +127,7 @@ def finish_dataset_guarantee(result: Any, dataset: Any, oracle: Any, spec: Any) 
         "subset": subset,
         "pac": lab.summary(),
         "coverage": n_auto / n,
+        "coverage_of_unlabeled": n_auto / max(len(rest), 1),  # of the items TBAL's humans left
         "n_auto_labeled": n_auto,
         "saved_fraction": n_auto / n,
         "tbal_human_labels": len(human),

@@ -527,7 +527,9 @@ def summary_table(result: TBALResult) -> str:
         te = f"{m['auto_label_error']:.4f}"
     lines += [
         "",
-        f"coverage            {m['coverage']:.3f} of the pool ({m['coverage_of_unlabeled']:.3f} of the items humans did not label)",
+        f"coverage            {m['coverage']:.3f} of the pool ({m['coverage_of_unlabeled']:.3f} of the items "
+        + ("TBAL's humans did not label; the others went to the audit or were routed to humans)"
+           if m.get("guarantee") == "dataset" else "humans did not label)"),
         f"auto-label error    {te}  (true, against ground truth)",
         (f"error bound         {m['error_bound']:.3f}: {m['bound_statement']}" if m["n_auto_labeled"] or
          m.get("guarantee") == "dataset" else f"error bound         —: {m['bound_statement']}"),

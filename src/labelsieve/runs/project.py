@@ -70,10 +70,9 @@ class StoreOracle:
         return {int(i): int(k) for i, k in rows}
 
     def ask(self, ids: np.ndarray) -> Answers:
-        """The run's labels of ``ids``, with ``p_correct`` always set: :meth:`label_confidence`.
-
-        The inner (simulated) oracle's own ``p_correct`` is not used: a project's simulated
-        answers are stored and certified as expert labels, as before typed answers.
+        """The run's labels of ``ids``, with ``p_correct`` always set: :meth:`label_confidence`,
+        lowered to the inner (simulated) oracle's own ``p_correct`` where it has one (``--noise``),
+        so the certificate carries the same noise as the export's ``p_wrong``.
         """
         # TBAL asks twice in round 0 (validation, seed), then once per round
         self._calls += 1
@@ -90,7 +89,10 @@ class StoreOracle:
             else:
                 self._from_store_or_queue(pos[todo], rnd)
             have = self._stored(pos)
-        return Answers(np.array([have[int(q)] for q in pos], dtype=np.int64), p_correct=self.label_confidence(ids))
+        p = self.label_confidence(ids)
+        if inner is not None and inner.p_correct is not None:  # simulated noise: the answers carry it
+            p = np.minimum(p, inner.p_correct)
+        return Answers(np.array([have[int(q)] for q in pos], dtype=np.int64), p_correct=p)
 
     def label_confidence(self, ids: np.ndarray) -> np.ndarray:
         """P(true label == the run's label) per item from the store: the GTX posterior for labels
