@@ -92,6 +92,10 @@ def test_map_click_opens_item_and_similar(base_url, page, screenshot) -> None:
     page.mouse.click(box["x"] + xy[0], box["y"] + xy[1])
     page.wait_for_selector("#similar .simitem")
     assert page.locator("#similar .simitem").count() == 8
+    # the light-grey points are named in the legend, with their count (items 0-99 had no label at the start)
+    n_none = page.evaluate("pts.filter(p => p[3] === null).length")
+    assert n_none > 0 and f"unlabeled ({n_none})" in page.locator("#legend").inner_text()
+    page.wait_for_function("[...document.querySelectorAll('#similar img')].every(i => i.complete && i.naturalWidth > 0)")
     screenshot(page, "map")
 
 

@@ -1,7 +1,7 @@
 "use strict";
 let pts = [], scale = null;
 const PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"];
-function colourOf(key, keys) { return key === null ? "#ccc" : PALETTE[keys.indexOf(key) % PALETTE.length]; }
+function colourOf(key, keys) { return key === null ? "#d9d9d9" : PALETTE[keys.indexOf(key) % PALETTE.length]; }
 function draw() {
   const c = document.getElementById("map"), ctx = c.getContext("2d");
   ctx.clearRect(0, 0, c.width, c.height);
@@ -13,6 +13,11 @@ function draw() {
   }
   const lg = document.getElementById("legend"); lg.replaceChildren();
   for (const k of keys) { const s = el("div", "■ " + k); s.style.color = colourOf(k, keys); lg.appendChild(s); }
+  const none = pts.filter(p => p[col] === null).length;
+  if (none) {  // the light grey points, named (a grey class colour sits close to it)
+    const s = el("div", "■ " + (by === "label" ? "unlabeled" : "none") + " (" + none + ")");
+    s.style.color = colourOf(null, keys); lg.appendChild(s);
+  }
 }
 async function openItem(id) {
   showError("");
