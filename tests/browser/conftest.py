@@ -79,3 +79,22 @@ def _shot(page: Any, name: str) -> None:
 def screenshot() -> Any:
     """``screenshot(page, name)`` saves ``name``.png under tests/browser/out (or docs/screenshots)."""
     return _shot
+
+
+def _live_votes(d: Path) -> list[tuple[str, str, int]]:
+    from labelsieve.store import labeling as L
+    from labelsieve.store.project import Project
+
+    p = Project(d)
+    try:
+        v = L.live_events(p.store, ("vote",))
+        ids = p.store.items(("pos", "id")).set_index("pos")["id"]
+        return [(str(w), str(ids[int(i)]), int(c)) for w, i, c in zip(v["who"], v["item"], v["code"], strict=True)]
+    finally:
+        p.close()
+
+
+@pytest.fixture(scope="session")
+def live_votes() -> Any:
+    """``live_votes(project_dir)``: the store's votes that still count, as ``(labeler, item id, code)``."""
+    return _live_votes

@@ -53,22 +53,12 @@ def _answer(page, label: str) -> str:
     return shown
 
 
-def _votes(d: Path) -> list[tuple[str, str, int]]:
-    p = Project(d)
-    try:
-        v = L.live_events(p.store, ("vote",))
-        ids = p.store.items(("pos", "id")).set_index("pos")["id"]
-        return [(str(w), str(ids[int(i)]), int(c)) for w, i, c in zip(v["who"], v["item"], v["code"], strict=True)]
-    finally:
-        p.close()
-
-
 def _rows(page, sel: str) -> list[list[str]]:
     return page.eval_on_selector_all(sel, "rs => rs.map(r => [...r.children].map(c => c.textContent))")
 
 
 # ---------------------------------------------------------------------------------- defect 1
-def test_defect_1_votes_count_in_a_two_class_project(tmp_path, serve_project, browser, screenshot) -> None:
+def test_defect_1_votes_count_in_a_two_class_project(tmp_path, serve_project, browser, screenshot, live_votes) -> None:
     d = _two_class(tmp_path / "two", n=1)
     with serve_project(d, tau=0.99, kappa=3) as url:  # two agreeing votes would reach the default tau
         for who in ("ann", "bob", "cy"):
@@ -81,7 +71,7 @@ def test_defect_1_votes_count_in_a_two_class_project(tmp_path, serve_project, br
                 assert page.locator("#error").inner_text() == ""
             finally:
                 ctx.close()
-        assert _votes(d) == [("ann", "s0", 1), ("bob", "s0", 1), ("cy", "s0", 1)]
+        assert live_votes(d) == [("ann", "s0", 1), ("bob", "s0", 1), ("cy", "s0", 1)]
         p = Project(d)
         cur = p.store.current_labels()
         p.close()
@@ -248,7 +238,7 @@ def test_defect_10_text_project_map_page_and_no_url_answers_500(tmp_path, serve_
 
 
 # ---------------------------------------------------------------------------------- skip and undo
-def test_skip_with_esc_then_backspace_undoes_the_skip(tmp_path, serve_project, browser, screenshot) -> None:
+def test_skip_with_esc_then_backspace_undoes_the_skip(tmp_path, serve_project, browser, screenshot, live_votes) -> None:
     d = _two_class(tmp_path / "skip", n=3, labelers=("ann", "bob"))
     with serve_project(d) as url:
         ctx, page = _open_label(browser, url, "ann")
@@ -277,7 +267,7 @@ def test_skip_with_esc_then_backspace_undoes_the_skip(tmp_path, serve_project, b
     mine = ev[ev["item"] == pos]
     assert mine["source"].tolist() == ["skip", "withdraw", "vote"]
     assert mine.iloc[1]["target"] == mine.iloc[0]["seq"] and mine.iloc[0]["who"] == mine.iloc[1]["who"] == "ann"
-    assert _votes(d) == [("ann", first, 1)]
+    assert live_votes(d) == [("ann", first, 1)]
 
 
 # ---------------------------------------------------------------------------------- comments
@@ -358,7 +348,7 @@ def test_instructions_are_rendered_markdown_and_html_in_them_is_text(tmp_path, s
 
 
 # ---------------------------------------------------------------------------------- progress
-def test_progress_per_labeler_and_per_run_match_the_store(tmp_path, serve_project, browser, screenshot) -> None:
+def test_progress_per_labeler_and_per_run_match_the_store(tmp_path, serve_project, browser, screenshot, live_votes) -> None:
     d = _two_class(tmp_path / "prog", n=6, labelers=("ann", "bob"))
     p = Project(d)
     with p.store.transaction() as c:
@@ -378,7 +368,7 @@ def test_progress_per_labeler_and_per_run_match_the_store(tmp_path, serve_projec
         try:
             _answer(bob, "square")
             bob.wait_for_selector("#progress:has-text('you: 1 answer(s), 0 skip(s)')")
-            votes = _votes(d)
+            votes = live_votes(d)
             per = {w: sum(1 for v in votes if v[0] == w) for w in ("ann", "bob")}
             assert per == {"ann": 2, "bob": 1}
             p = Project(d)

@@ -13,7 +13,6 @@ import pytest
 import sqlalchemy as sa
 
 from labelsieve.data import Dataset, load_dataset
-from labelsieve.store import labeling as L
 from labelsieve.store import schema as S
 from labelsieve.store.project import Project, init_project
 
@@ -112,21 +111,11 @@ def _texts(d: Path, n: int = 6) -> Path:
     return d
 
 
-def _votes(d: Path) -> list[tuple[str, str, int]]:
-    p = Project(d)
-    try:
-        v = L.live_events(p.store, ("vote",))
-        ids = p.store.items(("pos", "id")).set_index("pos")["id"]
-        return [(str(w), str(ids[int(i)]), int(c)) for w, i, c in zip(v["who"], v["item"], v["code"], strict=True)]
-    finally:
-        p.close()
-
-
 def _item(page) -> str:
     return page.locator("#itemid").inner_text().removeprefix("item ")
 
 
-def test_label_page_after_a_lapsed_lease_records_the_answer(tmp_path, serve_project, browser, screenshot) -> None:
+def test_label_page_after_a_lapsed_lease_records_the_answer(tmp_path, serve_project, browser, screenshot, live_votes) -> None:
     d = _texts(tmp_path / "lease")
     with serve_project(d, lease_seconds=1, kappa=3) as url:
         page = browser.new_page(viewport={"width": 1100, "height": 800})
@@ -138,7 +127,7 @@ def test_label_page_after_a_lapsed_lease_records_the_answer(tmp_path, serve_proj
             page.keyboard.press("4")
             page.wait_for_function(f"document.querySelector('#itemid').textContent !== 'item {first}'")
             assert page.locator("#error").inner_text() == ""
-            assert ("ann", first, 4) in _votes(d)  # the answer to the lapsed lease still counts
+            assert ("ann", first, 4) in live_votes(d)  # the answer to the lapsed lease still counts
             # lapsed again, and meanwhile someone else took the item: the page moves on, no error
             second = _item(page)
             page.wait_for_timeout(2500)
@@ -155,7 +144,7 @@ def test_label_page_after_a_lapsed_lease_records_the_answer(tmp_path, serve_proj
             page.close()
 
 
-def test_label_page_second_tab_moves_on_without_an_error(tmp_path, serve_project, browser, screenshot) -> None:
+def test_label_page_second_tab_moves_on_without_an_error(tmp_path, serve_project, browser, screenshot, live_votes) -> None:
     d = _texts(tmp_path / "tabs")
     with serve_project(d, kappa=3) as url:
         ctx = browser.new_context(viewport={"width": 1100, "height": 800})
@@ -173,7 +162,7 @@ def test_label_page_second_tab_moves_on_without_an_error(tmp_path, serve_project
             a.wait_for_function(f"document.querySelector('#itemid').textContent !== 'item {item_a}'")
             assert a.locator("#error").inner_text() == ""
             assert not a.locator("#notice").is_hidden()
-            assert [v for v in _votes(d) if v[1] == item_a] == [("ann", item_a, 2)]  # one vote, not two
+            assert [v for v in live_votes(d) if v[1] == item_a] == [("ann", item_a, 2)]  # one vote, not two
             screenshot(a, "label-second-tab")
         finally:
             ctx.close()

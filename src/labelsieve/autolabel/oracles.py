@@ -107,6 +107,19 @@ class Answers:
     def __len__(self) -> int:
         return len(self.labels)
 
+    def label_probability(self) -> np.ndarray | None:
+        """P(label is correct) per answer: ``p_correct``, else the posterior of the given label; None
+        when the answers say nothing of their noise (certain).
+
+        >>> Answers(np.array([1]), posterior=np.array([[0.1, 0.9]])).label_probability().tolist()
+        [0.9]
+        """
+        if self.p_correct is not None:
+            return self.p_correct
+        if self.posterior is not None:
+            return self.posterior[np.arange(len(self.labels)), self.labels]
+        return None
+
     def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
         out = self.labels if dtype is None else self.labels.astype(dtype)
         return out.copy() if copy else out

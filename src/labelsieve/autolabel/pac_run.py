@@ -47,9 +47,7 @@ GUARANTEES = (GUARANTEE_SUBSET, GUARANTEE_DATASET)
 def _ask(oracle: Any, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     """Labels from ``oracle.ask`` and their P(label correct) (None when every answer is certain)."""
     ans = as_answers(oracle.ask(ids))
-    p = ans.p_correct
-    if p is None and ans.posterior is not None:
-        p = ans.posterior[np.arange(len(ans)), ans.labels]
+    p = ans.label_probability()
     return ans.labels, (None if p is None or np.all(p >= 1.0) else p)
 
 

@@ -288,12 +288,8 @@ class TBAL:
                 raise InputError(f"the oracle's posterior has {ans.posterior.shape[1]} classes; the dataset has {K}")
             y = ans.labels
             label[idx], source[idx], round_out[idx], in_pool[idx], role[idx] = y, HUMAN, rnd, False, what
-            if ans.p_correct is not None:
-                p_correct[idx] = ans.p_correct
-            elif ans.posterior is not None:  # P(label correct) is the posterior of the label
-                p_correct[idx] = ans.posterior[np.arange(len(y)), y]
-            else:
-                p_correct[idx] = np.nan
+            pc = ans.label_probability()
+            p_correct[idx] = np.nan if pc is None else pc
             if ans.posterior is not None and posterior is None:
                 posterior = np.full((n, K), np.nan)
             if posterior is not None:

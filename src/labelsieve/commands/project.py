@@ -145,18 +145,18 @@ def run_spec_on_project(project_dir: str, values: dict[str, Any], args: argparse
     from labelsieve.autolabel.oracles import AwaitingAnswers
     from labelsieve.engine import engine_from_args
     from labelsieve.runs.directory import RunConfig, summary_table
-    from labelsieve.runs.preflight import budget_preflight, pilot_forecast
+    from labelsieve.runs.preflight import MIN_PILOT_LABELS, budget_preflight, pilot_forecast
     from labelsieve.runs.project import run_project, will_resume
     from labelsieve.store.project import Project
 
     cfg = RunConfig(**{"oracle": "app", **values, "dataset": "project"})  # a project's humans answer in the app
     project = Project(project_dir)
-    pre = budget_preflight(cfg, project.store.n_items(), len(project.classes),
-                           needs_calibration=cfg.confidence not in ("softmax",))
+    needs_cal = cfg.confidence not in ("softmax",)
+    pre = budget_preflight(cfg, project.store.n_items(), len(project.classes), needs_calibration=needs_cal)
     print(f"before spending: {pre.message}", file=sys.stderr)
     if args.new or not will_resume(project, cfg):  # a resumed run has spent already: no new forecast
-        forecast = pilot_forecast(project, cfg, needs_calibration=cfg.confidence not in ("softmax",))
-        print("before spending: " + (forecast.message if forecast else "no pilot yet (fewer than 30 human labels in the project): "
+        forecast = pilot_forecast(project, cfg, needs_calibration=needs_cal)
+        print("before spending: " + (forecast.message if forecast else f"no pilot yet (fewer than {MIN_PILOT_LABELS} human labels in the project): "
                                      "the next run of a new configuration forecasts its coverage from them"),
               file=sys.stderr)
     try:

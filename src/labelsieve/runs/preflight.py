@@ -32,6 +32,11 @@ class Preflight:
     message: str
 
 
+def validation_share(spec: Any, needs_calibration: bool) -> float:
+    """The share of the budget the final round certifies on (half of it when calibration is fitted)."""
+    return float(spec.val_fraction * (0.5 if needs_calibration else 1.0))
+
+
 def budget_preflight(spec: Any, n_items: int, n_classes: int, *, needs_calibration: bool = False) -> Preflight:
     """Check ``spec``'s budget against the certifier's floor (see the module docstring)."""
     deltas = delta_schedule(spec.delta, spec.rounds, spec.delta_schedule)
@@ -39,7 +44,7 @@ def budget_preflight(spec: Any, n_items: int, n_classes: int, *, needs_calibrati
     groups = n_classes if spec.scope == "per-class" else 1
     d_test = delta_per_test(d_last, spec.scope, groups)
     need = int(resolve_min_n("auto", spec.epsilon, d_test, spec.bound))  # where the certifier's scan starts
-    share = spec.val_fraction * (0.5 if needs_calibration else 1.0) / groups
+    share = validation_share(spec, needs_calibration) / groups
     have = round(spec.budget * share)
     min_budget = int(-(-need // share)) if share > 0 else 0
     ok = have >= need
@@ -90,7 +95,7 @@ def pilot_forecast(project: Any, spec: Any, *, needs_calibration: bool = False, 
     cur = cur[cur["source"].isin(PILOT_SOURCES) & cur["code"].notna()]
     if len(cur) < MIN_PILOT_LABELS:
         return None
-    pos = cur["pos"].to_numpy(dtype=np.int64) if "pos" in cur else cur["item"].to_numpy(dtype=np.int64)
+    pos = cur["pos"].to_numpy(dtype=np.int64)
     y = cur["code"].to_numpy(dtype=np.int64)
     if len(np.unique(y)) < 2:
         return None
@@ -111,9 +116,8 @@ def pilot_forecast(project: Any, spec: Any, *, needs_calibration: bool = False, 
     keep = np.sort(rng.choice(n, rest, replace=False))
     if spec.guarantee == "dataset":
         proc, m = "pac", int(min(spec.audit, rest - 1))  # the audit draws are the PAC procedure's labels
-    else:  # the final round certifies on the validation share (half of it when calibration is fitted)
-        share = spec.val_fraction * (0.5 if needs_calibration else 1.0)
-        proc, m = "tbal", int(max(1, min(round(spec.budget * share), rest - 1)))
+    else:
+        proc, m = "tbal", int(max(1, min(round(spec.budget * validation_share(spec, needs_calibration)), rest - 1)))
     df = BudgetPlanner(spec.epsilon, spec.delta, budgets=[m], n_bootstrap=n_bootstrap, procedures=(proc,),
                        random_state=rng).fit(pred, conf, y, pool.max(1)[keep], pool.argmax(1)[keep]).plan()
     r = df.iloc[0]

@@ -155,13 +155,18 @@ def _config_json(cfg: RunConfig) -> str:
     return spec_json(cfg, sort_keys=True)
 
 
+def _latest_unfinished(c: sa.Connection) -> Any:
+    """The latest run still running or waiting: ``(id, config, last_round)``, or None."""
+    t = S.runs
+    return c.execute(sa.select(t.c.id, t.c.config, t.c.last_round)
+                     .where(t.c.status.in_(["running", "waiting"])).order_by(t.c.id.desc())).first()
+
+
 def will_resume(project: Project, cfg: RunConfig) -> bool:
     """Whether :func:`find_or_create_run` would resume an unfinished run of ``cfg`` (read-only)."""
-    t = S.runs
     with project.store.read() as c:
-        row = c.execute(sa.select(t.c.config).where(t.c.status.in_(["running", "waiting"]))
-                        .order_by(t.c.id.desc())).first()
-    return row is not None and row[0] == _config_json(cfg)
+        row = _latest_unfinished(c)
+    return row is not None and row[1] == _config_json(cfg)
 
 
 def find_or_create_run(project: Project, cfg: RunConfig, *, new: bool = False) -> tuple[int, int]:
@@ -176,8 +181,7 @@ def find_or_create_run(project: Project, cfg: RunConfig, *, new: bool = False) -
         if last is not None and last[1] == "complete" and not new:
             raise InputError(f"run {last[0]} with this configuration is already complete; "
                              "pass --new to run it again")
-        row = c.execute(sa.select(t.c.id, t.c.config, t.c.last_round)
-                        .where(t.c.status.in_(["running", "waiting"])).order_by(t.c.id.desc())).first()
+        row = _latest_unfinished(c)
         if row is not None and row[1] == _config_json(cfg):
             return int(row[0]), int(row[2])
         if row is not None:
